@@ -1,0 +1,88 @@
+//! The command line: global options, the command tree, and dispatch.
+//! Each command lives in its own file and only resolves config, calls the
+//! library and prints.
+
+mod archive_init;
+mod archive_ls;
+mod archive_verify;
+mod config_check;
+mod context;
+
+pub use context::Context;
+
+use crate::logging::LogFormat;
+use clap::{ArgAction, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "instarec",
+    version,
+    about = "Keeps PostgreSQL and MySQL/MariaDB recoverable in seconds",
+    long_about = None
+)]
+pub struct Cli {
+    /// Config file [default: ./instarec.toml]
+    #[arg(long, global = true, env = "INSTAREC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Overrides [archive] url
+    #[arg(long, global = true, value_name = "URL")]
+    pub archive_url: Option<String>,
+    /// Overrides [primary] url
+    #[arg(long, global = true, value_name = "URL")]
+    pub primary_url: Option<String>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More logging (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging (-q warnings only, -qq errors only)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the archive: init, ls, verify
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Write the cluster record that binds this archive to one database cluster
+    Init(archive_init::Args),
+    /// List archive objects under a prefix, in key order
+    Ls(archive_ls::Args),
+    /// Check every object's header, checksum and cluster identity
+    Verify(archive_verify::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config and print what it resolved to, secrets masked
+    Check(config_check::Args),
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> i8 {
+        self.verbose as i8 - self.quiet as i8
+    }
+}
+
+/// Runs the parsed command; the binary maps the error to an exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(&cli);
+    match cli.command {
+        Command::Archive(ArchiveCommand::Init(args)) => archive_init::run(&ctx, args).await,
+        Command::Archive(ArchiveCommand::Ls(args)) => archive_ls::run(&ctx, args).await,
+        Command::Archive(ArchiveCommand::Verify(args)) => archive_verify::run(&ctx, args).await,
+        Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
+    }
+}

@@ -1,0 +1,280 @@
+//! Resolves the configuration from its three sources, in increasing
+//! precedence: the TOML file, `INSTAREC_<SECTION>_<KEY>` variables, CLI flags.
+
+use super::error::ConfigError;
+use super::sections::Config;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+pub const DEFAULT_CONFIG_PATH: &str = "instarec.toml";
+
+/// Variables with the INSTAREC_ prefix that are not config keys.
+const RESERVED_ENV: &[&str] = &["INSTAREC_CONFIG", "INSTAREC_LOG"];
+
+/// Sections that may appear in a variable name; nested ones first so that
+/// INSTAREC_ARCHIVE_S3_ENDPOINT maps to [archive.s3] endpoint.
+const ENV_SECTIONS: &[(&str, &[&str])] = &[
+    ("archive_s3_", &["archive", "s3"]),
+    ("archive_", &["archive"]),
+    ("primary_", &["primary"]),
+    ("standby_", &["standby"]),
+    ("cutover_", &["cutover"]),
+    ("metrics_", &["metrics"]),
+];
+
+/// Where a configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// The file; `None` means ./instarec.toml, which may be absent.
+    pub file: Option<PathBuf>,
+    /// The process environment (only INSTAREC_* entries are used).
+    pub env: Vec<(String, String)>,
+    /// CLI overrides as dotted key → value, e.g. ("archive.url", "file:///x").
+    pub flags: Vec<(String, Value)>,
+}
+
+impl ConfigSources {
+    pub fn from_process(file: Option<PathBuf>, flags: Vec<(String, Value)>) -> Self {
+        ConfigSources {
+            file,
+            env: std::env::vars().collect(),
+            flags,
+        }
+    }
+
+    /// A short description of where values came from, for error messages.
+    pub fn origin(&self) -> String {
+        match &self.file {
+            Some(p) => p.display().to_string(),
+            None => format!("./{DEFAULT_CONFIG_PATH} (default)"),
+        }
+    }
+
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut table = self.read_file()?;
+        for (path, value) in self.env_overrides()? {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            set_dotted(&mut table, &path, value);
+        }
+        for (key, value) in &self.flags {
+            let path: Vec<&str> = key.split('.').collect();
+            set_dotted(&mut table, &path, value.clone());
+        }
+        Config::deserialize_table(table, &self.origin())
+    }
+
+    fn read_file(&self) -> Result<Table, ConfigError> {
+        let (path, explicit) = match &self.file {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        text.parse::<Table>().map_err(|e| ConfigError::Invalid {
+            origin: path.display().to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Maps each INSTAREC_ variable to a dotted key path and its value.
+    fn env_overrides(&self) -> Result<Vec<(Vec<String>, Value)>, ConfigError> {
+        let mut out = Vec::new();
+        let mut vars: Vec<&(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("INSTAREC_") && !RESERVED_ENV.contains(&k.as_str()))
+            .collect();
+        vars.sort();
+        for (var, raw) in vars {
+            let lower = var["INSTAREC_".len()..].to_ascii_lowercase();
+            let Some((prefix, section)) = ENV_SECTIONS.iter().find(|(p, _)| lower.starts_with(p))
+            else {
+                return Err(ConfigError::UnknownEnv {
+                    var: var.clone(),
+                    sections: "ARCHIVE, ARCHIVE_S3, PRIMARY, STANDBY, CUTOVER, METRICS".into(),
+                });
+            };
+            let key = &lower[prefix.len()..];
+            let mut path: Vec<String> = section.iter().map(|s| s.to_string()).collect();
+            path.push(key.to_string());
+            out.push((path, env_value(raw)));
+        }
+        Ok(out)
+    }
+}
+
+/// Environment values are strings, except literal booleans and integers,
+/// which keys like `allow_http` and `zstd_level` need.
+fn env_value(raw: &str) -> Value {
+    match raw {
+        "true" => Value::Boolean(true),
+        "false" => Value::Boolean(false),
+        _ => match raw.parse::<i64>() {
+            Ok(n) if !raw.starts_with('+') && !(raw.starts_with('0') && raw.len() > 1) => {
+                Value::Integer(n)
+            }
+            _ => Value::String(raw.to_string()),
+        },
+    }
+}
+
+fn set_dotted(table: &mut Table, path: &[&str], value: Value) {
+    let (last, parents) = path.split_last().expect("config key path is never empty");
+    let mut cur = table;
+    for part in parents {
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        cur = entry.as_table_mut().expect("just made a table");
+    }
+    cur.insert(last.to_string(), value);
+}
+
+impl Config {
+    fn deserialize_table(table: Table, origin: &str) -> Result<Config, ConfigError> {
+        Value::Table(table)
+            .try_into::<Config>()
+            .map_err(|e| ConfigError::Invalid {
+                origin: origin.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            })
+    }
+
+    /// Parses a config from TOML text alone (no env, no flags).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let table = text.parse::<Table>().map_err(|e| ConfigError::Invalid {
+            origin: "text".into(),
+            message: e.to_string(),
+        })?;
+        Config::deserialize_table(table, "text")
+    }
+
+    /// Absolute path of a config file, for embedding in restore_command.
+    pub fn absolute_path(path: &Path) -> PathBuf {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(file_text: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> ConfigSources {
+        let dir = std::env::temp_dir().join(format!(
+            "instarec-config-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("instarec.toml");
+        std::fs::write(&path, file_text).unwrap();
+        ConfigSources {
+            file: Some(path),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            flags: flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        }
+    }
+
+    const FILE: &str = r#"
+[archive]
+url = "file:///from-file"
+zstd_level = 5
+[primary]
+engine = "postgres"
+url = "postgres://rep:filepw@db1:5432/postgres"
+"#;
+
+    #[test]
+    fn precedence_is_file_then_env_then_flag() {
+        let c = sources(FILE, &[], &[]).resolve().unwrap();
+        assert_eq!(c.archive.url, "file:///from-file");
+
+        let env = [
+            ("INSTAREC_ARCHIVE_URL", "file:///from-env"),
+            ("INSTAREC_ARCHIVE_ZSTD_LEVEL", "9"),
+            ("INSTAREC_ARCHIVE_S3_ALLOW_HTTP", "true"),
+        ];
+        let c = sources(FILE, &env, &[]).resolve().unwrap();
+        assert_eq!(c.archive.url, "file:///from-env");
+        assert_eq!(c.archive.zstd_level, 9);
+        assert!(c.archive.s3.allow_http);
+
+        let c = sources(FILE, &env, &[("archive.url", "file:///from-flag")])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.archive.url, "file:///from-flag");
+        assert_eq!(c.archive.zstd_level, 9, "env still applies where no flag");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = sources("[archive]\nurll = \"x\"\n", &[], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let err = sources(FILE, &[("INSTAREC_ARCHIVE_BUCKETNAME", "x")], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bucketname"), "{err}");
+        let err = sources(FILE, &[("INSTAREC_BOGUS_X", "x")], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("INSTAREC_BOGUS_X"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_every_printed_form() {
+        let env = [("INSTAREC_ARCHIVE_S3_SECRET_ACCESS_KEY", "topsecretkey")];
+        let c = sources(FILE, &env, &[]).resolve().unwrap();
+        let debug = format!("{c:?}");
+        let toml = toml::to_string(&c).unwrap();
+        for printed in [&debug, &toml] {
+            assert!(!printed.contains("filepw"), "{printed}");
+            assert!(!printed.contains("topsecretkey"), "{printed}");
+            assert!(printed.contains("rep:****@db1"), "{printed}");
+        }
+        let primary = c.primary.unwrap();
+        assert_eq!(
+            primary.url.expose(),
+            "postgres://rep:filepw@db1:5432/postgres"
+        );
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error_naming_it() {
+        let s = ConfigSources {
+            file: Some("/nonexistent/instarec.toml".into()),
+            ..Default::default()
+        };
+        let err = s.resolve().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/instarec.toml"), "{err}");
+    }
+
+    #[test]
+    fn defaults_fill_primary_keys() {
+        let c = sources(FILE, &[], &[]).resolve().unwrap();
+        let p = c.primary.unwrap();
+        assert_eq!(p.slot, "instarec");
+        assert_eq!(p.flush_interval.0, std::time::Duration::from_millis(200));
+        assert!(!p.synchronous);
+    }
+}

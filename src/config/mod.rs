@@ -1,0 +1,18 @@
+//! Configuration: a TOML file, overridden by `INSTAREC_<SECTION>_<KEY>`
+//! environment variables, overridden by CLI flags. Unknown keys are errors.
+
+mod archive_settings;
+mod error;
+mod load;
+mod secret;
+mod sections;
+mod units;
+
+pub use error::ConfigError;
+pub use load::{ConfigSources, DEFAULT_CONFIG_PATH};
+pub use secret::{mask_url_password, Secret, SecretUrl};
+pub use sections::{
+    ArchiveSection, Config, CutoverSection, MetricsSection, PrimarySection, S3Section,
+    StandbySection,
+};
+pub use units::{ByteSize, HumanDuration};

@@ -1,0 +1,69 @@
+//! Documented exit codes (README, "Exit codes"), and the mapping from
+//! errors to them. Scripts and PostgreSQL's restore_command depend on these.
+
+use crate::archive::ArchiveError;
+use crate::config::ConfigError;
+
+pub const OK: u8 = 0;
+/// Any error not listed below.
+pub const ERROR: u8 = 1;
+/// Bad command line or invalid configuration; nothing was changed.
+pub const USAGE: u8 = 2;
+/// The archive holds a corrupt, truncated or conflicting object.
+pub const ARCHIVE_FAULT: u8 = 3;
+/// A newer fencing epoch exists: this writer was fenced by a promote.
+pub const FENCED: u8 = 4;
+/// The archive belongs to another cluster, or to a newer instarec format.
+pub const CLUSTER_MISMATCH: u8 = 5;
+/// wal-fetch: the requested file is not in the archive (PostgreSQL's "absent").
+pub const WAL_FETCH_ABSENT: u8 = 1;
+/// wal-fetch: any other failure. Above 125, so PostgreSQL stops recovery
+/// instead of treating the file as absent and ending recovery early.
+pub const WAL_FETCH_FATAL: u8 = 126;
+
+/// An error that already carries its exit code (e.g. `archive verify` found faults).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CodedError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CodedError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        CodedError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Picks the exit code for an error by walking its cause chain.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(c) = cause.downcast_ref::<CodedError>() {
+            return c.code;
+        }
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return USAGE;
+        }
+        if let Some(a) = cause.downcast_ref::<ArchiveError>() {
+            return archive_code(a);
+        }
+    }
+    ERROR
+}
+
+fn archive_code(err: &ArchiveError) -> u8 {
+    match err {
+        ArchiveError::Fenced { .. } => FENCED,
+        ArchiveError::ClusterMismatch { .. } | ArchiveError::NewerFormat { .. } => {
+            CLUSTER_MISMATCH
+        }
+        ArchiveError::Conflict { .. }
+        | ArchiveError::Corrupt { .. }
+        | ArchiveError::Truncated { .. } => ARCHIVE_FAULT,
+        ArchiveError::BadUrl { .. } => USAGE,
+        _ => ERROR,
+    }
+}

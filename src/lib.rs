@@ -1,0 +1,7 @@
+//! instarec: log shipping into object storage, hot standbys, promote and PITR.
+
+pub mod archive;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod logging;

@@ -1,0 +1,435 @@
+//! A throwaway PostgreSQL 15 server on 127.0.0.1, in its own scratch dir.
+//!
+//! Scratch layout: `data/` (PGDATA), `server.log` (the postmaster's stderr),
+//! and the Unix socket. fsync stays on: tests kill -9 servers and check what
+//! survived, so the server must be as durable as a real one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::process::{free_port, log_tail, GroupChild};
+use super::service_user::{scratch_dir, service_user, ServiceUser};
+
+/// Where Debian puts the PostgreSQL 15 server binaries.
+pub const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+const PG_PACKAGE: &str = "postgresql-15";
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const STOP_GRACE: Duration = Duration::from_secs(60);
+/// Drop uses immediate shutdown: fast, and it still removes shared memory.
+const DROP_GRACE: Duration = Duration::from_secs(10);
+
+/// How to initialise the cluster. `Default` gives trust auth and 16 MiB segments.
+#[derive(Debug, Clone, Default)]
+pub struct PgOptions {
+    pub synchronous_standby_names: Option<String>,
+    /// Extra postgresql.conf settings; values are single-quoted for you.
+    pub extra_conf: Vec<(String, String)>,
+    /// When set, host connections need scram-sha-256 and the postgres role has this password.
+    pub scram_password: Option<String>,
+    /// `initdb --wal-segsize`, in MiB (a power of two from 1 to 1024).
+    pub wal_segment_size_mb: Option<u32>,
+}
+
+/// A running (or stopped) PostgreSQL 15 server; killed and deleted on drop.
+#[derive(Debug)]
+pub struct Postgres {
+    // Field order matters: the server must be gone before its directory is removed.
+    process: Option<GroupChild>,
+    port: u16,
+    password: Option<String>,
+    user: Option<ServiceUser>,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    scratch: tempfile::TempDir,
+}
+
+/// A PostgreSQL 15 binary: the versioned server dir first, then PATH.
+pub fn pg_bin(name: &str) -> PathBuf {
+    let versioned = Path::new(PG_BIN_DIR).join(name);
+    if versioned.is_file() {
+        return versioned;
+    }
+    super::require_binary(name, PG_PACKAGE)
+}
+
+/// The account PostgreSQL runs as: `postgres` when we are root, else ourselves.
+pub fn server_user() -> Option<ServiceUser> {
+    service_user("postgres", PG_PACKAGE)
+}
+
+/// An empty scratch dir the server user owns, e.g. for `pg_basebackup -D` targets.
+pub fn new_scratch_dir() -> tempfile::TempDir {
+    scratch_dir("instarec-pg-", server_user().as_ref())
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        Postgres::start_with(PgOptions::default())
+    }
+
+    pub fn start_with(opts: PgOptions) -> Postgres {
+        let user = server_user();
+        let scratch = scratch_dir("instarec-pg-", user.as_ref());
+        let data_dir = scratch.path().join("data");
+        let port = free_port();
+
+        let mut initdb = Command::new(pg_bin("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .env("LC_ALL", "C");
+        if let Some(mb) = opts.wal_segment_size_mb {
+            initdb.arg(format!("--wal-segsize={mb}"));
+        }
+        if let Some(password) = &opts.scram_password {
+            let pwfile = scratch.path().join("pwfile");
+            std::fs::write(&pwfile, format!("{password}\n"))
+                .unwrap_or_else(|e| panic!("writing {}: {e}", pwfile.display()));
+            if let Some(user) = &user {
+                user.chown_tree(&pwfile);
+            }
+            initdb
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .args(["--auth-local=trust", "--auth-host=scram-sha-256"]);
+        } else {
+            initdb.arg("--auth=trust");
+        }
+        if let Some(user) = &user {
+            user.apply(&mut initdb);
+        }
+        run_to_success("initdb", &mut initdb);
+
+        let host_method = if opts.scram_password.is_some() {
+            "scram-sha-256"
+        } else {
+            "trust"
+        };
+        let hba = format!(
+            "local all all trust\n\
+             local replication all trust\n\
+             host all all 127.0.0.1/32 {host_method}\n\
+             host replication all 127.0.0.1/32 {host_method}\n"
+        );
+        write_file(&data_dir.join("pg_hba.conf"), &hba);
+
+        let mut conf: Vec<(String, String)> = vec![
+            ("listen_addresses".into(), "127.0.0.1".into()),
+            ("wal_level".into(), "replica".into()),
+            ("max_wal_senders".into(), "10".into()),
+            ("max_replication_slots".into(), "10".into()),
+            ("fsync".into(), "on".into()),
+        ];
+        if opts.scram_password.is_some() {
+            conf.push(("password_encryption".into(), "scram-sha-256".into()));
+        }
+        if let Some(names) = &opts.synchronous_standby_names {
+            conf.push(("synchronous_standby_names".into(), names.clone()));
+        }
+        conf.extend(opts.extra_conf.iter().cloned());
+        append_conf(&data_dir, &conf);
+
+        let mut pg = Postgres {
+            process: None,
+            port,
+            password: opts.scram_password,
+            user,
+            data_dir,
+            log_path: scratch.path().join("server.log"),
+            scratch,
+        };
+        pg.pin_listen_settings();
+        pg.restart();
+        pg
+    }
+
+    /// Starts a server on a data dir the caller prepared inside `scratch`
+    /// (e.g. a base backup with recovery settings). Listen settings are
+    /// overridden to a fresh port and a socket in `scratch`; waits until the
+    /// server accepts connections (for a hot standby: until it is consistent).
+    pub fn start_existing(scratch: tempfile::TempDir, data_dir: PathBuf, password: Option<String>) -> Postgres {
+        let user = server_user();
+        if let Some(user) = &user {
+            user.chown_tree(scratch.path());
+        }
+        // postgres refuses a data dir that group or others can read.
+        std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("chmod 0700 {}: {e}", data_dir.display()));
+        let mut pg = Postgres {
+            process: None,
+            port: free_port(),
+            password,
+            user,
+            data_dir,
+            log_path: scratch.path().join("server.log"),
+            scratch,
+        };
+        pg.pin_listen_settings();
+        pg.restart();
+        pg
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The scratch dir holding the data dir, log and socket.
+    pub fn scratch_dir(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The postmaster's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().filter(|p| p.is_running()).map(GroupChild::pid)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.pid().is_some()
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// `postgres://postgres[:password]@127.0.0.1:PORT/postgres`
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(pw) => format!(
+                "postgres://postgres:{}@127.0.0.1:{}/postgres",
+                percent_encode(pw),
+                self.port
+            ),
+            None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+        }
+    }
+
+    /// Runs `sql` through psql (each statement on its own, stopping at the
+    /// first error) and returns the trimmed, unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        self.try_psql(sql)
+            .unwrap_or_else(|e| panic!("psql on port {} failed for {sql:?}:\n{e}", self.port))
+    }
+
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        let mut cmd = self.client_command("psql");
+        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"]);
+        let out = run_with_stdin(&mut cmd, sql);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            ))
+        }
+    }
+
+    /// Runs pgbench against this server with `args` (e.g. `["-i", "-s", "1"]`).
+    pub fn pgbench(&self, args: &[&str]) -> Output {
+        let mut cmd = self.client_command("pgbench");
+        cmd.args(args);
+        cmd.output()
+            .unwrap_or_else(|e| panic!("running pgbench against port {}: {e}", self.port))
+    }
+
+    /// A client binary (psql, pgbench, pg_basebackup, …) preset with host,
+    /// port, user and password for this server.
+    pub fn client_command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(pg_bin(name));
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env_remove("PGSERVICE")
+            .env_remove("PGDATABASE")
+            .stdin(Stdio::null());
+        match &self.password {
+            Some(pw) => cmd.env("PGPASSWORD", pw),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
+        cmd
+    }
+
+    /// Appends settings to postgresql.conf (values single-quoted) and reloads if running.
+    pub fn set_conf(&self, settings: &[(&str, &str)]) {
+        let owned: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        append_conf(&self.data_dir, &owned);
+        if let Some(p) = &self.process {
+            p.signal(libc::SIGHUP);
+        }
+    }
+
+    /// Fast shutdown (SIGINT), waiting for the postmaster to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.stop(libc::SIGINT, STOP_GRACE);
+        }
+    }
+
+    /// SIGKILLs the postmaster's whole process group: a crash, no shutdown checkpoint.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill9();
+        }
+    }
+
+    /// Starts the server again (stopping it first if running) on the same
+    /// port and data dir, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut cmd = Command::new(pg_bin("postgres"));
+        cmd.arg("-D").arg(&self.data_dir).env("LC_ALL", "C");
+        if let Some(user) = &self.user {
+            user.apply(&mut cmd);
+        }
+        let log = open_log(&self.log_path);
+        let log2 = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cloning {}: {e}", self.log_path.display()));
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+        let process = GroupChild::spawn("postgres", cmd, libc::SIGQUIT, DROP_GRACE)
+            .unwrap_or_else(|e| panic!("spawning postgres -D {}: {e}", self.data_dir.display()));
+        self.process = Some(process);
+        self.wait_ready(READY_TIMEOUT);
+    }
+
+    /// Waits until the server accepts connections; panics with the log tail otherwise.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.process.as_mut().and_then(|p| p.try_wait());
+            if let Some(status) = status {
+                self.process = None;
+                panic!(
+                    "postgres on port {} exited during startup ({status}); log {}:\n{}",
+                    self.port,
+                    self.log_path.display(),
+                    log_tail(&self.log_path, 40)
+                );
+            }
+            let ready = self
+                .client_command("pg_isready")
+                .args(["-t", "2", "-q", "-d", "postgres"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "postgres on port {} not accepting connections after {timeout:?}; log {}:\n{}",
+                    self.port,
+                    self.log_path.display(),
+                    log_tail(&self.log_path, 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last `lines` lines of the server log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path, lines)
+    }
+
+    fn pin_listen_settings(&self) {
+        append_conf(
+            &self.data_dir,
+            &[
+                ("listen_addresses".into(), "127.0.0.1".into()),
+                ("port".into(), self.port.to_string()),
+                (
+                    "unix_socket_directories".into(),
+                    self.scratch.path().display().to_string(),
+                ),
+            ],
+        );
+    }
+}
+
+/// Appends `key = 'value'` lines; later lines win in postgresql.conf.
+fn append_conf(data_dir: &Path, settings: &[(String, String)]) {
+    let path = data_dir.join("postgresql.conf");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut text = String::from("\n# instarec test harness\n");
+    for (key, value) in settings {
+        text.push_str(&format!("{key} = '{}'\n", value.replace('\'', "''")));
+    }
+    file.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+fn write_file(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+fn open_log(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening log {}: {e}", path.display()))
+}
+
+fn run_to_success(what: &str, cmd: &mut Command) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_string();
+    // Write from a thread so a large script can't deadlock against full output pipes.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let _ = writer.join();
+    out
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
