@@ -3,5 +3,8 @@
 pub mod archive;
 pub mod cli;
 pub mod config;
+pub mod engine;
+pub mod engines;
 pub mod exit;
 pub mod logging;
+pub mod ship;

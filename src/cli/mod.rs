@@ -7,6 +7,7 @@ mod archive_ls;
 mod archive_verify;
 mod config_check;
 mod context;
+mod ship;
 
 pub use context::Context;
 
@@ -52,6 +53,8 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Stream the primary's log into the archive (long-running)
+    Ship(ship::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,5 +87,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(ArchiveCommand::Ls(args)) => archive_ls::run(&ctx, args).await,
         Command::Archive(ArchiveCommand::Verify(args)) => archive_verify::run(&ctx, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
+        Command::Ship(args) => ship::run(&ctx, args).await,
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::postgres_shm::OrphanedShm;
 use super::process::{free_port, log_tail, GroupChild};
 use super::service_user::{scratch_dir, service_user, ServiceUser};
 
@@ -37,6 +38,8 @@ pub struct PgOptions {
 pub struct Postgres {
     // Field order matters: the server must be gone before its directory is removed.
     process: Option<GroupChild>,
+    /// Left by kill9; removed on drop unless a restart reclaimed it.
+    orphaned_shm: Option<OrphanedShm>,
     port: u16,
     password: Option<String>,
     user: Option<ServiceUser>,
@@ -133,6 +136,7 @@ impl Postgres {
 
         let mut pg = Postgres {
             process: None,
+            orphaned_shm: None,
             port,
             password: opts.scram_password,
             user,
@@ -149,16 +153,24 @@ impl Postgres {
     /// (e.g. a base backup with recovery settings). Listen settings are
     /// overridden to a fresh port and a socket in `scratch`; waits until the
     /// server accepts connections (for a hot standby: until it is consistent).
-    pub fn start_existing(scratch: tempfile::TempDir, data_dir: PathBuf, password: Option<String>) -> Postgres {
+    pub fn start_existing(
+        scratch: tempfile::TempDir,
+        data_dir: PathBuf,
+        password: Option<String>,
+    ) -> Postgres {
         let user = server_user();
         if let Some(user) = &user {
             user.chown_tree(scratch.path());
         }
         // postgres refuses a data dir that group or others can read.
-        std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .unwrap_or_else(|e| panic!("chmod 0700 {}: {e}", data_dir.display()));
+        std::fs::set_permissions(
+            &data_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap_or_else(|e| panic!("chmod 0700 {}: {e}", data_dir.display()));
         let mut pg = Postgres {
             process: None,
+            orphaned_shm: None,
             port: free_port(),
             password,
             user,
@@ -190,7 +202,10 @@ impl Postgres {
 
     /// The postmaster's pid while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().filter(|p| p.is_running()).map(GroupChild::pid)
+        self.process
+            .as_ref()
+            .filter(|p| p.is_running())
+            .map(GroupChild::pid)
     }
 
     pub fn is_running(&self) -> bool {
@@ -222,7 +237,18 @@ impl Postgres {
 
     pub fn try_psql(&self, sql: &str) -> Result<String, String> {
         let mut cmd = self.client_command("psql");
-        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"]);
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "postgres",
+            "-f",
+            "-",
+        ]);
         let out = run_with_stdin(&mut cmd, sql);
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -247,11 +273,19 @@ impl Postgres {
     /// port, user and password for this server.
     pub fn client_command(&self, name: &str) -> Command {
         let mut cmd = Command::new(pg_bin(name));
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env_remove("PGSERVICE")
-            .env_remove("PGDATABASE")
-            .stdin(Stdio::null());
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGSERVICE")
+        // pgbench defaults the database to the OS user's name (root).
+        .env("PGDATABASE", "postgres")
+        .stdin(Stdio::null());
         match &self.password {
             Some(pw) => cmd.env("PGPASSWORD", pw),
             None => cmd.env_remove("PGPASSWORD"),
@@ -281,6 +315,7 @@ impl Postgres {
     /// SIGKILLs the postmaster's whole process group: a crash, no shutdown checkpoint.
     pub fn kill9(&mut self) {
         if let Some(mut p) = self.process.take() {
+            self.orphaned_shm = Some(OrphanedShm::of_running_server(p.pid(), &self.data_dir));
             p.kill9();
         }
     }
@@ -289,6 +324,8 @@ impl Postgres {
     /// port and data dir, and waits until it accepts connections.
     pub fn restart(&mut self) {
         self.stop();
+        // The new postmaster removes what a killed predecessor left.
+        self.orphaned_shm = None;
         let mut cmd = Command::new(pg_bin("postgres"));
         cmd.arg("-D").arg(&self.data_dir).env("LC_ALL", "C");
         if let Some(user) = &self.user {
@@ -357,6 +394,15 @@ impl Postgres {
                 ),
             ],
         );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        drop(self.process.take());
+        if let Some(shm) = self.orphaned_shm.take() {
+            shm.remove();
+        }
     }
 }
 

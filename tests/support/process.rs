@@ -160,11 +160,44 @@ impl Drop for GroupChild {
     }
 }
 
-/// Whether any process with this pid exists (kill(pid, 0) succeeds or says EPERM).
+/// Whether a live (non-zombie) process with this pid exists. Zombies count as
+/// gone: an orphaned server killed by its parent-death signal stays a zombie
+/// until whatever adopted it reaps it.
 pub fn pid_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// Whether any live process is in process group `pgid`.
+pub fn group_alive(pgid: u32) -> bool {
+    !group_members(pgid).is_empty()
+}
+
+/// The live (non-zombie) processes in process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // Fields after the command name: state ppid pgrp ...
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+        .collect()
 }
 
 /// A port on 127.0.0.1 that was free a moment ago and that this test process
@@ -179,7 +212,11 @@ pub fn free_port() -> u16 {
             .local_addr()
             .unwrap_or_else(|e| panic!("local address of 127.0.0.1:0 listener: {e}"))
             .port();
-        if handed_out.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
+        if handed_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(port)
+        {
             return port;
         }
     }

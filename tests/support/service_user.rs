@@ -42,7 +42,8 @@ pub fn service_user(name: &str, package: &str) -> Option<ServiceUser> {
         );
     }
     // SAFETY: pw is non-null and points at a valid passwd entry.
-    let (uid, gid, pw_name) = unsafe { ((*pw).pw_uid, (*pw).pw_gid, CStr::from_ptr((*pw).pw_name)) };
+    let (uid, gid, pw_name) =
+        unsafe { ((*pw).pw_uid, (*pw).pw_gid, CStr::from_ptr((*pw).pw_name)) };
     Some(ServiceUser {
         name: pw_name.to_string_lossy().into_owned(),
         uid,

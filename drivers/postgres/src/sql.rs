@@ -1,0 +1,50 @@
+//! Ordinary SQL connections through tokio-postgres, with the same TLS rules as the
+//! replication client. The connection runs in a spawned task that ends when the
+//! returned client is dropped.
+
+use tokio_postgres::config::SslMode as TpSslMode;
+
+use crate::conn::config::{ConnConfig, SslMode};
+use crate::conn::tls;
+use crate::error::PgError;
+
+pub async fn connect_sql(cfg: &ConnConfig) -> Result<tokio_postgres::Client, PgError> {
+    let mut tp = tokio_postgres::Config::new();
+    if cfg.is_unix_socket() {
+        tp.host_path(&cfg.host);
+    } else {
+        tp.host(&cfg.host);
+    }
+    tp.port(cfg.port).user(&cfg.user).dbname(&cfg.dbname).connect_timeout(cfg.connect_timeout());
+    if let Some(p) = &cfg.password {
+        tp.password(p);
+    }
+    if let Some(a) = &cfg.application_name {
+        tp.application_name(a);
+    }
+    // tokio-postgres knows only disable/prefer/require; certificate checks for the
+    // verify modes come from the rustls config.
+    tp.ssl_mode(match cfg.sslmode {
+        SslMode::Disable => TpSslMode::Disable,
+        SslMode::Allow | SslMode::Prefer => TpSslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => TpSslMode::Require,
+    });
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls::client_config(cfg).await?).clone());
+    let addr = cfg.addr();
+    let (client, connection) = tp.connect(tls).await.map_err(|e| sql_error(cfg, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(%addr, "SQL connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+fn sql_error(cfg: &ConnConfig, e: tokio_postgres::Error) -> PgError {
+    if let Some(db) = e.as_db_error() {
+        if db.code().code().starts_with("28") {
+            return PgError::Auth { addr: cfg.addr(), user: cfg.user.clone(), kind: "database", reason: db.message().to_string() };
+        }
+    }
+    PgError::Sql { addr: cfg.addr(), source: e }
+}

@@ -1,0 +1,3 @@
+//! Thin adapters that implement `engine::LogSource` over each driver.
+
+pub mod postgres;

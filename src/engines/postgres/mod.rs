@@ -1,0 +1,9 @@
+//! PostgreSQL adapter: WAL from a physical replication slot, archived as
+//! complete segments plus ranged parts of the in-progress segment.
+
+pub mod layout;
+pub mod resume;
+pub mod segment_buffer;
+pub mod source;
+
+pub use source::{PgSource, PgSourceOptions};

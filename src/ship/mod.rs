@@ -1,0 +1,77 @@
+//! `instarec ship`: stream the primary's log into the archive, continuously.
+
+pub mod epoch_claim;
+pub mod metrics;
+pub mod pipeline;
+pub mod position_record;
+
+use crate::archive::{Archive, Engine};
+use crate::config::{Config, ConfigError, PrimarySection};
+use crate::engines::postgres::{PgSource, PgSourceOptions};
+use anyhow::Context as _;
+use instarec_postgres::ConnConfig;
+use pipeline::{PipelineOptions, ShipSummary};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Ships until `shutdown` fires or an error stops it.
+pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Result<ShipSummary> {
+    let primary = config
+        .primary
+        .as_ref()
+        .ok_or(ConfigError::MissingSection {
+            section: "primary",
+            origin: "the configuration".into(),
+        })?;
+    let archive = Archive::open(&config.archive.settings()?)?;
+    let metrics = metrics::ShipMetrics::new();
+    if let Some(listen) = config.metrics.as_ref().and_then(|m| m.listen) {
+        let (m, s) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listen, m, s).await {
+                tracing::error!(%listen, error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+    let options = PipelineOptions::new(
+        primary.flush_interval.0,
+        primary.flush_bytes.0,
+        primary.synchronous,
+    );
+    match primary.engine {
+        Engine::Postgres => {
+            let conn = postgres_conn(primary)?;
+            let addr = format!("{}:{}", conn.host, conn.port);
+            let opts = PgSourceOptions {
+                conn,
+                slot: primary.slot.clone(),
+            };
+            let (source, archive) = PgSource::open(opts, &archive).await?;
+            let epoch = epoch_claim::epoch_for_primary(&archive, &addr).await?;
+            tracing::info!(%epoch, archive = %archive.url(), synchronous = primary.synchronous, "shipping");
+            pipeline::run(source, archive, epoch, options, Arc::clone(&metrics), shutdown).await
+        }
+        Engine::Mysql => anyhow::bail!(
+            "engine \"mysql\" cannot ship yet in this version; set [primary] engine = \"postgres\""
+        ),
+    }
+}
+
+/// The replication connection settings from [primary].
+pub fn postgres_conn(primary: &PrimarySection) -> anyhow::Result<ConnConfig> {
+    let mut conn = ConnConfig::from_url(primary.url.expose())
+        .with_context(|| format!("[primary] url {}", primary.url))?;
+    if let Some(path) = &primary.password_file {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading [primary] password_file {}; create it or remove the key",
+                path.display()
+            )
+        })?;
+        conn.password = Some(text.lines().next().unwrap_or("").to_string());
+    }
+    if conn.application_name.is_none() {
+        conn.application_name = Some(primary.application_name.clone());
+    }
+    Ok(conn)
+}

@@ -1,0 +1,270 @@
+//! The engine-neutral shipping loop: receive, cut, fence-check, upload,
+//! acknowledge. It owns all timing so engines only translate.
+//!
+//! Durability rule (invariant 1): the source is acknowledged only with the
+//! `upto` of a cut whose every object the archive confirmed.
+
+use super::metrics::ShipMetrics;
+use super::position_record::{self, PositionRecord};
+use crate::archive::{Archive, Epoch};
+use crate::engine::{Cut, LogSource, SourceEvent};
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub flush_interval: Duration,
+    pub flush_bytes: u64,
+    /// Zero-loss: upload as soon as anything arrives (group commit).
+    pub synchronous: bool,
+    /// How often the primary's position is recorded in the archive, at most.
+    pub position_interval: Duration,
+    /// Stop reading from the primary while this much is buffered.
+    pub max_buffered_bytes: u64,
+    /// Status messages go out at least this often, even when idle.
+    pub status_interval: Duration,
+}
+
+impl PipelineOptions {
+    pub fn new(flush_interval: Duration, flush_bytes: u64, synchronous: bool) -> Self {
+        PipelineOptions {
+            flush_interval,
+            flush_bytes,
+            synchronous,
+            position_interval: Duration::from_secs(1),
+            max_buffered_bytes: 64 * 1024 * 1024,
+            status_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a pipeline run achieved; returned on clean shutdown.
+#[derive(Debug, Clone)]
+pub struct ShipSummary {
+    pub durable: String,
+    pub uploaded_objects: u64,
+    pub uploaded_bytes: u64,
+}
+
+type Upload<P> = JoinHandle<anyhow::Result<(Cut<P>, Duration)>>;
+
+struct State<P> {
+    durable: P,
+    primary: Option<P>,
+    pending_since: Option<Instant>,
+    last_status: Instant,
+    last_position_write: Instant,
+    recorded_primary: Option<P>,
+    previous_position_key: Option<String>,
+    uploaded_objects: u64,
+    uploaded_bytes: u64,
+}
+
+/// Runs until `shutdown` fires (then flushes and returns) or an error
+/// (fenced, archive conflict, unrecoverable source error) stops it.
+pub async fn run<S: LogSource>(
+    mut source: S,
+    archive: Archive,
+    epoch: Epoch,
+    options: PipelineOptions,
+    metrics: Arc<ShipMetrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ShipSummary> {
+    let now = Instant::now();
+    let mut st = State {
+        durable: source.durable(),
+        primary: None,
+        pending_since: None,
+        last_status: now,
+        last_position_write: now,
+        recorded_primary: None,
+        previous_position_key: None,
+        uploaded_objects: 0,
+        uploaded_bytes: 0,
+    };
+    let mut in_flight: Option<Upload<S::Position>> = None;
+    let mut ticker = tokio::time::interval(options.flush_interval.min(options.position_interval));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush = Instant::now();
+    source.acknowledge(&st.durable).await?;
+
+    loop {
+        let can_read = source.buffered_bytes() < options.max_buffered_bytes;
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                let (cut, took) = done.context("upload task panicked")??;
+                finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
+                if options.synchronous && source.buffered_bytes() > 0 {
+                    in_flight = start_upload(&mut source, &archive, epoch).await?;
+                    last_flush = Instant::now();
+                }
+            }
+            event = source.recv(), if can_read => {
+                match event? {
+                    SourceEvent::Received { primary } => {
+                        st.pending_since.get_or_insert_with(Instant::now);
+                        if primary.is_some() {
+                            st.primary = primary;
+                        }
+                        let due = options.synchronous || source.buffered_bytes() >= options.flush_bytes;
+                        if due && in_flight.is_none() {
+                            in_flight = start_upload(&mut source, &archive, epoch).await?;
+                            last_flush = Instant::now();
+                        }
+                    }
+                    SourceEvent::PrimaryAt { position, reply_requested } => {
+                        st.primary = Some(position);
+                        if reply_requested {
+                            source.acknowledge(&st.durable).await?;
+                            st.last_status = Instant::now();
+                        }
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                if in_flight.is_none()
+                    && source.buffered_bytes() > 0
+                    && last_flush.elapsed() >= options.flush_interval
+                {
+                    in_flight = start_upload(&mut source, &archive, epoch).await?;
+                    last_flush = Instant::now();
+                }
+                if st.last_status.elapsed() >= options.status_interval {
+                    source.acknowledge(&st.durable).await?;
+                    st.last_status = Instant::now();
+                }
+                record_primary_position::<S>(&archive, epoch, &options, &mut st).await;
+            }
+        }
+        update_lag(&source, &metrics, &st);
+    }
+
+    // Shutdown: whatever was received goes to the archive before we exit.
+    if let Some(upload) = in_flight.take() {
+        let (cut, took) = upload.await.context("upload task panicked")??;
+        finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
+    }
+    if let Some(upload) = start_upload(&mut source, &archive, epoch).await? {
+        let (cut, took) = upload.await.context("upload task panicked")??;
+        finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
+    }
+    tracing::info!(durable = %st.durable, "shipper stopped after flushing");
+    Ok(ShipSummary {
+        durable: st.durable.to_string(),
+        uploaded_objects: st.uploaded_objects,
+        uploaded_bytes: st.uploaded_bytes,
+    })
+}
+
+/// Checks the fence, cuts the buffer and uploads the cut's objects
+/// concurrently in a task. None when there was nothing to cut.
+async fn start_upload<S: LogSource>(
+    source: &mut S,
+    archive: &Archive,
+    epoch: Epoch,
+) -> anyhow::Result<Option<Upload<S::Position>>> {
+    // Invariant 4: a fenced writer must not write. Checked before every cut.
+    archive.ensure_current_epoch(epoch).await?;
+    let Some(cut) = source.cut() else {
+        return Ok(None);
+    };
+    let archive = archive.clone();
+    Ok(Some(tokio::spawn(async move {
+        let started = Instant::now();
+        let puts = cut.objects.iter().map(|(key, payload)| {
+            let archive = archive.clone();
+            let key = key.clone();
+            let payload = payload.clone();
+            async move {
+                archive
+                    .put(&key, payload)
+                    .await
+                    .with_context(|| format!("uploading {key}"))
+            }
+        });
+        futures::future::try_join_all(puts).await?;
+        Ok((cut, started.elapsed()))
+    })))
+}
+
+async fn finish_cut<S: LogSource>(
+    source: &mut S,
+    archive: &Archive,
+    metrics: &ShipMetrics,
+    st: &mut State<S::Position>,
+    cut: Cut<S::Position>,
+    took: Duration,
+) -> anyhow::Result<()> {
+    metrics.upload_seconds.observe(took.as_secs_f64());
+    metrics.uploaded_objects.inc_by(cut.objects.len() as u64);
+    metrics.uploaded_bytes.inc_by(cut.payload_bytes());
+    st.uploaded_objects += cut.objects.len() as u64;
+    st.uploaded_bytes += cut.payload_bytes();
+    st.durable = cut.upto.clone();
+    if source.buffered_bytes() == 0 {
+        st.pending_since = None;
+    }
+    if let Some(g) = source.position_gauge(&st.durable) {
+        metrics.durable_position.set(g);
+    }
+    tracing::debug!(durable = %st.durable, objects = cut.objects.len(), ms = took.as_millis() as u64, "durable in archive");
+    source.acknowledge(&st.durable).await?;
+    st.last_status = Instant::now();
+    for key in &cut.superseded {
+        if let Err(e) = archive.delete(key).await {
+            // Harmless: a later start cleans superseded partials again.
+            metrics.errors.inc();
+            tracing::warn!(%key, error = %e, "could not delete a superseded object");
+        }
+    }
+    Ok(())
+}
+
+async fn record_primary_position<S: LogSource>(
+    archive: &Archive,
+    epoch: Epoch,
+    options: &PipelineOptions,
+    st: &mut State<S::Position>,
+) {
+    let Some(primary) = st.primary.clone() else {
+        return;
+    };
+    let moved = st.recorded_primary.as_ref() != Some(&primary);
+    if !moved || st.last_position_write.elapsed() < options.position_interval {
+        return;
+    }
+    let record = PositionRecord {
+        epoch: epoch.0,
+        primary: primary.to_string(),
+        durable: st.durable.to_string(),
+        at: chrono::Utc::now(),
+    };
+    st.last_position_write = Instant::now();
+    match position_record::write(archive, epoch, &record, st.previous_position_key.as_deref()).await
+    {
+        Ok(key) => {
+            st.previous_position_key = Some(key);
+            st.recorded_primary = Some(primary);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not record the primary's position"),
+    }
+}
+
+fn update_lag<S: LogSource>(source: &S, metrics: &ShipMetrics, st: &State<S::Position>) {
+    if let Some(primary) = &st.primary {
+        if let Some(bytes) = source.lag_bytes(primary, &st.durable) {
+            metrics.lag_bytes.set(bytes as i64);
+        }
+    }
+    let secs = st
+        .pending_since
+        .map(|t| t.elapsed().as_secs_f64())
+        .unwrap_or(0.0);
+    metrics.lag_seconds.set(secs);
+}

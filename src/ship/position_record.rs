@@ -1,0 +1,58 @@
+//! The primary's last known position, recorded in the archive with the wall
+//! clock, so a later promote can say how far the archive was behind.
+
+use crate::archive::{Archive, ArchiveError, Epoch};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const PREFIX: &str = "positions/";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PositionRecord {
+    pub epoch: u64,
+    /// The primary's end of log, as the engine writes it ("0/3000060").
+    pub primary: String,
+    /// What the archive durably held when this was written.
+    pub durable: String,
+    pub at: DateTime<Utc>,
+}
+
+/// `positions/<epoch>/<unix millis>`: zero-padded so listing order is time order.
+pub fn key(epoch: Epoch, at: DateTime<Utc>) -> String {
+    format!(
+        "{PREFIX}{:020}/{:020}",
+        epoch.0,
+        at.timestamp_millis().max(0)
+    )
+}
+
+/// Writes a record; the previous one for this epoch is then redundant.
+pub async fn write(
+    archive: &Archive,
+    epoch: Epoch,
+    record: &PositionRecord,
+    previous: Option<&str>,
+) -> Result<String, ArchiveError> {
+    let key = key(epoch, record.at);
+    let body = serde_json::to_vec(record).expect("position record serializes");
+    archive.put_metadata(&key, body.into()).await?;
+    if let Some(prev) = previous.filter(|p| *p != key) {
+        archive.delete(prev).await?;
+    }
+    Ok(key)
+}
+
+/// The newest record in the archive, of any epoch.
+pub async fn latest(archive: &Archive) -> Result<Option<PositionRecord>, ArchiveError> {
+    let entries = archive.list(PREFIX).await?;
+    let Some(last) = entries.last() else {
+        return Ok(None);
+    };
+    let bytes = archive.get(&last.key).await?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ArchiveError::Corrupt {
+            key: last.key.clone(),
+            reason: format!("position record is not valid JSON: {e}"),
+        })
+}
