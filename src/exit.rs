@@ -3,6 +3,7 @@
 
 use crate::archive::ArchiveError;
 use crate::config::ConfigError;
+use crate::engines::postgres::wal_transfer::TransferError;
 
 pub const OK: u8 = 0;
 /// Any error not listed below.
@@ -48,6 +49,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return USAGE;
         }
         if let Some(a) = cause.downcast_ref::<ArchiveError>() {
+            return archive_code(a);
+        }
+        if let Some(TransferError::Archive(a)) = cause.downcast_ref::<TransferError>() {
             return archive_code(a);
         }
     }

@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 
 use support::http;
 use support::postgres_shm::OrphanedShm;
-use support::process::{group_alive, pid_alive, port_open};
+use support::process::{descendants_of, pid_alive, port_open};
 use support::{MariaDb, MariaDbOptions, Moto, PgOptions, Postgres};
 
-/// Waits up to 10 s for `pid` to be gone; teardown may lag a signal slightly.
-fn gone_soon(pid: u32) -> bool {
+/// Waits up to 10 s for all of `pids` to be gone; a SIGKILLed process
+/// takes a moment to die, and orphaned PostgreSQL children poll for
+/// postmaster death.
+fn all_gone_soon(pids: &[u32]) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if !pid_alive(pid) {
+        if !pids.iter().any(|pid| pid_alive(*pid)) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -86,17 +88,19 @@ fn postgres_mariadb_and_moto_answer_then_vanish_on_drop() {
         assert!(pid_alive(*pid), "{name} pid {pid} should be running");
         assert!(port_open(*port), "{name} port {port} should be open");
     }
+    let pg_children = pg.child_pids();
+    assert!(!pg_children.is_empty(), "postmaster without children?");
 
     drop(pg);
     drop(maria);
     drop(moto);
 
+    assert!(
+        all_gone_soon(&pg_children),
+        "postgres children {pg_children:?} outlived the drop"
+    );
     for (name, pid, port, dir) in &servers {
         assert!(!pid_alive(*pid), "{name} pid {pid} still alive after drop");
-        assert!(
-            !group_alive(*pid),
-            "{name} process group {pid} still has live members after drop"
-        );
         assert!(
             !port_open(*port),
             "{name} port {port} still open after drop"
@@ -113,24 +117,25 @@ fn postgres_mariadb_and_moto_answer_then_vanish_on_drop() {
 
 #[test]
 fn a_panicking_test_still_tears_down_its_postgres() {
-    let mut seen: Option<(u32, u16, PathBuf)> = None;
+    let mut seen: Option<(u32, Vec<u32>, u16, PathBuf)> = None;
     let result = catch_unwind(AssertUnwindSafe(|| {
         let pg = Postgres::start();
-        // Open a backend so the group has more than the postmaster in it.
         assert_eq!(pg.psql("SELECT 1"), "1");
         seen = Some((
             pg.pid().expect("running"),
+            pg.child_pids(),
             pg.port(),
             pg.scratch_dir().to_path_buf(),
         ));
         panic!("deliberate panic with a live Postgres");
     }));
     assert!(result.is_err(), "the closure must have panicked");
-    let (pid, port, dir) = seen.expect("postgres started before the panic");
+    let (pid, children, port, dir) = seen.expect("postgres started before the panic");
     assert!(!pid_alive(pid), "postmaster {pid} survived the panic");
+    assert!(!children.is_empty(), "postmaster without children?");
     assert!(
-        !group_alive(pid),
-        "postgres process group {pid} survived the panic"
+        all_gone_soon(&children),
+        "postgres children {children:?} survived the panic"
     );
     assert!(!port_open(port), "port {port} still open after the panic");
     assert!(
@@ -145,12 +150,14 @@ fn postgres_keeps_committed_rows_across_kill9_and_stop() {
     let mut pg = Postgres::start();
     pg.psql("CREATE TABLE t (id int primary key); INSERT INTO t SELECT generate_series(1, 100);");
     let old_pid = pg.pid().expect("running");
+    let old_children = pg.child_pids();
+    assert!(!old_children.is_empty(), "postmaster without children?");
 
     pg.kill9();
     assert!(!pid_alive(old_pid), "postmaster {old_pid} survived kill9");
     assert!(
-        !group_alive(old_pid),
-        "a backend of {old_pid} survived kill9"
+        all_gone_soon(&old_children),
+        "postgres children {old_children:?} survived kill9"
     );
     assert!(
         pg.try_psql("SELECT 1").is_err(),
@@ -315,27 +322,28 @@ fn servers_die_when_the_test_process_is_sigkilled() {
     let port: u16 = fields[2].parse().expect("port");
     let dir = PathBuf::from(fields[3]);
     assert!(pid_alive(pid));
+    let children = descendants_of(pid);
+    assert!(!children.is_empty(), "postmaster without children?");
     let shm = OrphanedShm::of_running_server(pid, &dir.join("data"));
 
     child.kill().expect("SIGKILL the helper");
     child.wait().expect("reaping the helper");
 
-    let died = gone_soon(pid);
+    let died = all_gone_soon(&[pid]);
+    let children_died = all_gone_soon(&children);
     // The helper never ran its destructors: clean up what it left, whatever happened.
-    if !died {
-        // SAFETY: plain syscall on a process group we just observed.
-        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+    for leftover in std::iter::once(pid).chain(children.iter().copied()) {
+        if pid_alive(leftover) {
+            // SAFETY: plain syscall; the pid was alive a moment ago.
+            unsafe { libc::kill(leftover as libc::pid_t, libc::SIGKILL) };
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     shm.remove();
     assert!(died, "postmaster {pid} outlived the SIGKILLed test process");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while group_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
-        !group_alive(pid),
-        "postgres backends of {pid} outlived their postmaster"
+        children_died,
+        "postgres children {children:?} outlived their postmaster"
     );
     assert!(!port_open(port));
 }

@@ -8,6 +8,8 @@ mod archive_verify;
 mod config_check;
 mod context;
 mod ship;
+mod wal_fetch;
+mod wal_push;
 
 pub use context::Context;
 
@@ -55,6 +57,10 @@ pub enum Command {
     Config(ConfigCommand),
     /// Stream the primary's log into the archive (long-running)
     Ship(ship::Args),
+    /// archive_command: archive one WAL, .history, .backup or .partial file
+    WalPush(wal_push::Args),
+    /// restore_command: fetch one file from the archive (exit 1 = absent)
+    WalFetch(wal_fetch::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,5 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(ArchiveCommand::Verify(args)) => archive_verify::run(&ctx, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
         Command::Ship(args) => ship::run(&ctx, args).await,
+        Command::WalPush(args) => wal_push::run(&ctx, args).await,
+        Command::WalFetch(args) => wal_fetch::run(&ctx, args).await,
     }
 }

@@ -208,6 +208,14 @@ impl Postgres {
             .map(GroupChild::pid)
     }
 
+    /// The postmaster's live children (backends, walsenders, background workers).
+    pub fn child_pids(&self) -> Vec<u32> {
+        self.process
+            .as_ref()
+            .map(GroupChild::descendants)
+            .unwrap_or_default()
+    }
+
     pub fn is_running(&self) -> bool {
         self.pid().is_some()
     }
@@ -312,7 +320,7 @@ impl Postgres {
         }
     }
 
-    /// SIGKILLs the postmaster's whole process group: a crash, no shutdown checkpoint.
+    /// SIGKILLs the postmaster and every child it has: a crash, no shutdown checkpoint.
     pub fn kill9(&mut self) {
         if let Some(mut p) = self.process.take() {
             self.orphaned_shm = Some(OrphanedShm::of_running_server(p.pid(), &self.data_dir));

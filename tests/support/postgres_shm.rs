@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::process::group_members;
+use super::process::descendants_of;
 
 /// What to remove once the processes that used it are dead.
 #[derive(Debug, Default)]
@@ -17,11 +17,12 @@ pub struct OrphanedShm {
 }
 
 impl OrphanedShm {
-    /// Notes the segments of the server in process group `pgid` running on
-    /// `data_dir`. Call while it still runs: the list comes from its mappings.
-    pub fn of_running_server(pgid: u32, data_dir: &Path) -> OrphanedShm {
-        let mut files: Vec<PathBuf> = group_members(pgid)
-            .into_iter()
+    /// Notes the segments of the server with postmaster `pid` running on
+    /// `data_dir`. Call while it still runs: the list comes from the mappings
+    /// of the postmaster and its children.
+    pub fn of_running_server(pid: u32, data_dir: &Path) -> OrphanedShm {
+        let mut files: Vec<PathBuf> = std::iter::once(pid)
+            .chain(descendants_of(pid))
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/maps")).ok())
             .flat_map(|maps| {
                 maps.lines()

@@ -1,9 +1,12 @@
 //! Server processes that cannot outlive the test that started them.
 //!
 //! Every server is spawned as the leader of its own process group, so one
-//! signal reaches it and everything it forked (PostgreSQL backends, for one).
+//! signal reaches it and everything it forked that stayed in the group.
+//! PostgreSQL's children call setsid() and leave it, so a hard kill also
+//! walks the process tree (with the leader SIGSTOPped, so nothing new is
+//! forked and no listed pid can be reaped and reused meanwhile).
 //! Dropping a [`GroupChild`] — normally or while a panic unwinds — signals the
-//! leader, waits a short grace period, SIGKILLs the whole group and reaps it.
+//! leader, waits a short grace period, then hard-kills and reaps it.
 //!
 //! If the test process itself dies without unwinding (SIGKILL, Ctrl-C of
 //! `cargo test`), the kernel's parent-death signal kills the leader. That
@@ -115,9 +118,28 @@ impl GroupChild {
         self.kill9()
     }
 
-    /// SIGKILLs the whole group at once and reaps the leader.
+    /// The leader's live descendants (children that left the group included).
+    pub fn descendants(&self) -> Vec<u32> {
+        match &self.child {
+            Some(child) => descendants_of(child.id()),
+            None => Vec::new(),
+        }
+    }
+
+    /// SIGKILLs the leader, its whole group and all its descendants, and reaps the leader.
     pub fn kill9(&mut self) -> Option<ExitStatus> {
         self.child.as_ref()?;
+        if !self.leader_exited() {
+            // A stopped leader forks nothing new and reaps nothing, so the
+            // pids listed below stay valid until they are killed.
+            self.signal(libc::SIGSTOP);
+            let descendants = self.descendants();
+            self.signal(libc::SIGKILL);
+            for pid in descendants {
+                // SAFETY: plain syscall on a child of our stopped child, see above.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
         self.signal_group(libc::SIGKILL);
         Some(self.reap())
     }
@@ -179,23 +201,63 @@ pub fn group_alive(pgid: u32) -> bool {
     !group_members(pgid).is_empty()
 }
 
+/// The live descendants of `pid`, children first.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = live_processes()
+        .into_iter()
+        .map(|p| (p.pid, p.ppid))
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 /// The live (non-zombie) processes in process group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
+    live_processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid)
+        .map(|p| p.pid)
+        .collect()
+}
+
+struct ProcStat {
+    pid: u32,
+    ppid: u32,
+    pgrp: u32,
+}
+
+/// Every non-zombie process, from /proc/<pid>/stat.
+fn live_processes() -> Vec<ProcStat> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // Fields after the command name: state ppid pgrp ...
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, rest)| rest.split_whitespace().collect())
-                .unwrap_or_default();
-            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the parenthesised command name: state ppid pgrp ...
+            let (_, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() < 3 || fields[0] == "Z" || fields[0] == "X" {
+                return None;
+            }
+            Some(ProcStat {
+                pid,
+                ppid: fields[1].parse().ok()?,
+                pgrp: fields[2].parse().ok()?,
+            })
         })
         .collect()
 }

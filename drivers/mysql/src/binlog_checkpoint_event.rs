@@ -22,11 +22,13 @@ impl BinlogCheckpointEvent {
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
         require_len(TYPE, body, 4)?;
         let len = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
-        let name = body.get(4..4usize.saturating_add(len)).ok_or(EventError::BodyTooShort {
-            event_type: TYPE,
-            needed: 4usize.saturating_add(len),
-            len: body.len(),
-        })?;
+        let name = body
+            .get(4..4usize.saturating_add(len))
+            .ok_or(EventError::BodyTooShort {
+                event_type: TYPE,
+                needed: 4usize.saturating_add(len),
+                len: body.len(),
+            })?;
         let file = String::from_utf8(name.to_vec()).map_err(|_| EventError::InvalidBody {
             event_type: TYPE,
             reason: "file name is not UTF-8".into(),

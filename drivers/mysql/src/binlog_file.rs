@@ -110,9 +110,9 @@ impl BinlogFile {
     /// True if the server finished the file: its last event is a ROTATE
     /// (to the next file) or a STOP (clean shutdown).
     pub fn is_closed(&self) -> bool {
-        self.events.last().is_some_and(|e| {
-            matches!(e.header.event_type, EventType::Rotate | EventType::Stop)
-        })
+        self.events
+            .last()
+            .is_some_and(|e| matches!(e.header.event_type, EventType::Rotate | EventType::Stop))
     }
 
     /// Each event with the file offset it starts at.
@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(total + 4, SMALL.len());
         for (offset, event) in file.events_with_offsets() {
             event.verify_crc32().unwrap();
-            assert_eq!(u64::from(event.header.log_pos), offset + event.bytes.len() as u64);
+            assert_eq!(
+                u64::from(event.header.log_pos),
+                offset + event.bytes.len() as u64
+            );
             assert_eq!(event.header.server_id, 1);
         }
         let types: Vec<EventType> = file.events.iter().map(|e| e.header.event_type).collect();
@@ -235,7 +238,11 @@ mod tests {
         // What the server printed as @@gtid_binlog_pos before FLUSH LOGS.
         assert_eq!(pos, "0-1-6,1-1-1".parse::<MariadbGtidPos>().unwrap());
         let start: MariadbGtidPos = "0-1-1".parse().unwrap();
-        let added: Vec<String> = pos.missing_from(&start).iter().map(|r| r.to_string()).collect();
+        let added: Vec<String> = pos
+            .missing_from(&start)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
         assert_eq!(added, ["0-1-[2..6]", "1-1-1"]);
     }
 

@@ -53,11 +53,15 @@ impl FromStr for BinlogPosition {
             text: s.to_string(),
             reason,
         };
-        let (file, pos) = s.rsplit_once(':').ok_or_else(|| invalid("no ':' before the offset"))?;
+        let (file, pos) = s
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("no ':' before the offset"))?;
         if pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("the offset is not a number"));
         }
-        let pos = pos.parse().map_err(|_| invalid("the offset does not fit in u64"))?;
+        let pos = pos
+            .parse()
+            .map_err(|_| invalid("the offset does not fit in u64"))?;
         validate_file_name(file).map_err(invalid)?;
         Ok(BinlogPosition {
             file: file.to_string(),
@@ -92,7 +96,10 @@ mod tests {
             "f:18446744073709551616",
         ] {
             let err = bad.parse::<BinlogPosition>().unwrap_err();
-            assert!(err.to_string().contains("e.g. mysql-bin.000003:1234"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("e.g. mysql-bin.000003:1234"),
+                "{bad}: {err}"
+            );
         }
         assert!(BinlogPosition::new("x/y", 4).is_err());
     }

@@ -161,7 +161,7 @@ impl RawEvent {
         let (covered, trailer) = self.bytes.split_at(len - CRC32_LEN);
         let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         let computed = crc32fast::hash(covered);
-        if stored != computed && false {
+        if stored != computed {
             return Err(EventError::ChecksumMismatch {
                 event_type: self.header.event_type,
                 log_pos: self.header.log_pos,

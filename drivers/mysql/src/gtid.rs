@@ -12,7 +12,9 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GtidError {
-    #[error("invalid MariaDB GTID {text:?}: {reason}; write it as domain-server-seq_no, e.g. 0-1-42")]
+    #[error(
+        "invalid MariaDB GTID {text:?}: {reason}; write it as domain-server-seq_no, e.g. 0-1-42"
+    )]
     InvalidGtid { text: String, reason: &'static str },
     #[error(
         "GTID position {text:?} names domain {domain_id} twice; a position holds one GTID per domain, e.g. 0-1-42,1-2-7"
@@ -245,15 +247,26 @@ mod tests {
         let g: MariadbGtid = "0-1-42".parse().unwrap();
         assert_eq!(g, gtid(0, 1, 42));
         assert_eq!(g.to_string(), "0-1-42");
-        let big: MariadbGtid = "4294967295-4294967295-18446744073709551615".parse().unwrap();
+        let big: MariadbGtid = "4294967295-4294967295-18446744073709551615"
+            .parse()
+            .unwrap();
         assert_eq!(big, gtid(u32::MAX, u32::MAX, u64::MAX));
     }
 
     #[test]
     fn gtid_rejects_malformed_text() {
         for bad in [
-            "", "0-1", "0-1-2-3", "a-1-2", "0--2", "-1-1-2", "+0-1-2", "0-1-x", "4294967296-1-1",
-            "0-1-18446744073709551616", "0 1 2",
+            "",
+            "0-1",
+            "0-1-2-3",
+            "a-1-2",
+            "0--2",
+            "-1-1-2",
+            "+0-1-2",
+            "0-1-x",
+            "4294967296-1-1",
+            "0-1-18446744073709551616",
+            "0 1 2",
         ] {
             let err = bad.parse::<MariadbGtid>().unwrap_err();
             assert!(err.to_string().contains("e.g. 0-1-42"), "{bad}: {err}");
@@ -310,9 +323,15 @@ mod tests {
                 next: gtid(0, 1, 43)
             }
         );
-        assert!(err.to_string().contains("0-1-43 does not come after 0-2-43"));
+        assert!(err
+            .to_string()
+            .contains("0-1-43 does not come after 0-2-43"));
         assert!(pos.advance(gtid(0, 1, 10)).is_err());
-        assert_eq!(pos.to_string(), "0-2-43,5-1-1", "a refused GTID changes nothing");
+        assert_eq!(
+            pos.to_string(),
+            "0-2-43,5-1-1",
+            "a refused GTID changes nothing"
+        );
     }
 
     #[test]

@@ -423,7 +423,7 @@ fn parse_gno(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<u64>().ok().filter(|&g| g >= 1 && g < GNO_END)
+    s.parse::<u64>().ok().filter(|g| (1..GNO_END).contains(g))
 }
 
 #[cfg(test)]
@@ -453,9 +453,15 @@ mod tests {
                 0x95, 0x62
             ]
         );
-        assert!("3e11fa47-71ca-11e1-9e33-c80aa942956".parse::<ServerUuid>().is_err());
-        assert!("3e11fa4771ca-11e1-9e33-c80aa9429562-".parse::<ServerUuid>().is_err());
-        assert!("zz11fa47-71ca-11e1-9e33-c80aa9429562".parse::<ServerUuid>().is_err());
+        assert!("3e11fa47-71ca-11e1-9e33-c80aa942956"
+            .parse::<ServerUuid>()
+            .is_err());
+        assert!("3e11fa4771ca-11e1-9e33-c80aa9429562-"
+            .parse::<ServerUuid>()
+            .is_err());
+        assert!("zz11fa47-71ca-11e1-9e33-c80aa9429562"
+            .parse::<ServerUuid>()
+            .is_err());
     }
 
     #[test]
@@ -473,7 +479,7 @@ mod tests {
     fn text_parse_rejects_malformed_sets() {
         for bad in [
             "nope:1",
-            &format!("{A}"),
+            A,
             &format!("{A}:"),
             &format!("{A}:0"),
             &format!("{A}:5-3"),

@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn parses_a_mysql_8_gtid_event() {
         let ev = MysqlGtidEvent::parse(BODY_8_0).unwrap();
-        assert_eq!(ev.gtid.to_string(), "88ebc247-06ef-11ef-97ee-0242ac130004:1");
+        assert_eq!(
+            ev.gtid.to_string(),
+            "88ebc247-06ef-11ef-97ee-0242ac130004:1"
+        );
         assert_eq!(ev.commit_flag, 1);
         assert_eq!(
             ev.logical_clock,

@@ -5,5 +5,6 @@ pub mod layout;
 pub mod resume;
 pub mod segment_buffer;
 pub mod source;
+pub mod wal_transfer;
 
 pub use source::{PgSource, PgSourceOptions};
