@@ -61,9 +61,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
 fn archive_code(err: &ArchiveError) -> u8 {
     match err {
         ArchiveError::Fenced { .. } => FENCED,
-        ArchiveError::ClusterMismatch { .. } | ArchiveError::NewerFormat { .. } => {
-            CLUSTER_MISMATCH
-        }
+        ArchiveError::ClusterMismatch { .. } | ArchiveError::NewerFormat { .. } => CLUSTER_MISMATCH,
         ArchiveError::Conflict { .. }
         | ArchiveError::Corrupt { .. }
         | ArchiveError::Truncated { .. } => ARCHIVE_FAULT,

@@ -20,8 +20,11 @@ pub fn init(format: LogFormat, verbosity: i8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("INSTAREC_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,instarec={level},instarec_postgres={level},instarec_mysql={level}")));
+    let filter = EnvFilter::try_from_env("INSTAREC_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "warn,instarec={level},instarec_postgres={level},instarec_mysql={level}"
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -116,7 +116,10 @@ impl Archive {
 
     /// Writes the cluster record once. Re-initialising for the same system is a
     /// no-op returning the stored record; another system gets ClusterMismatch.
-    pub async fn init_cluster(&self, record: &ClusterRecord) -> Result<ClusterRecord, ArchiveError> {
+    pub async fn init_cluster(
+        &self,
+        record: &ClusterRecord,
+    ) -> Result<ClusterRecord, ArchiveError> {
         if record.format_version > FORMAT_VERSION {
             return Err(ArchiveError::NewerFormat {
                 what: "the cluster record to write".to_string(),
@@ -132,11 +135,15 @@ impl Archive {
         match stamped.create_metadata(CLUSTER_KEY, body.into()).await? {
             CreateOutcome::Created => Ok(record.clone()),
             CreateOutcome::Exists => {
-                let existing = self.read_cluster().await?.ok_or_else(|| ArchiveError::Corrupt {
-                    key: CLUSTER_KEY.to_string(),
-                    reason: "the store reported the cluster record exists, then that it does not"
-                        .to_string(),
-                })?;
+                let existing = self
+                    .read_cluster()
+                    .await?
+                    .ok_or_else(|| ArchiveError::Corrupt {
+                        key: CLUSTER_KEY.to_string(),
+                        reason:
+                            "the store reported the cluster record exists, then that it does not"
+                                .to_string(),
+                    })?;
                 self.check_same_system(&existing, record.engine, &record.system_id)?;
                 Ok(existing)
             }
@@ -155,7 +162,10 @@ impl Archive {
                 self.check_same_system(&existing, engine, system_id)?;
                 existing
             }
-            None => self.init_cluster(&ClusterRecord::new(engine, system_id)).await?,
+            None => {
+                self.init_cluster(&ClusterRecord::new(engine, system_id))
+                    .await?
+            }
         };
         Ok((self.bind_cluster(record.tag()), record))
     }
@@ -203,6 +213,9 @@ mod tests {
             json,
             r#"{"engine":"mysql","system_id":"3e11fa47-71ca-11e1-9e33-c80aa9429562","format_version":1,"created_at":"2023-11-14T22:13:20Z"}"#
         );
-        assert_eq!(serde_json::from_str::<ClusterRecord>(&json).unwrap(), record);
+        assert_eq!(
+            serde_json::from_str::<ClusterRecord>(&json).unwrap(),
+            record
+        );
     }
 }

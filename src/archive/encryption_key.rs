@@ -67,7 +67,9 @@ impl EncryptionKey {
             if let Ok(decoded) = engine.decode(s) {
                 return <[u8; 32]>::try_from(decoded.as_slice())
                     .map(EncryptionKey)
-                    .map_err(|_| bad(format!("base64 decodes to {} bytes, not 32", decoded.len())));
+                    .map_err(|_| {
+                        bad(format!("base64 decodes to {} bytes, not 32", decoded.len()))
+                    });
             }
         }
         Err(bad(format!(

@@ -140,7 +140,10 @@ mod tests {
     fn keys_sort_numerically_and_round_trip() {
         assert_eq!(Epoch(3).key(), "epochs/00000000000000000003");
         assert!(Epoch(9).key() < Epoch(10).key());
-        assert_eq!(Epoch::from_key(&Epoch(u64::MAX).key()), Some(Epoch(u64::MAX)));
+        assert_eq!(
+            Epoch::from_key(&Epoch(u64::MAX).key()),
+            Some(Epoch(u64::MAX))
+        );
         assert_eq!(Epoch::from_key("epochs/3"), None);
         assert_eq!(Epoch(3).to_string(), "epoch 3");
     }

@@ -7,7 +7,9 @@ use super::epoch::Epoch;
 /// what the operator should do next.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("archive object {key} not found; check that [archive] url points at this cluster's archive")]
+    #[error(
+        "archive object {key} not found; check that [archive] url points at this cluster's archive"
+    )]
     NotFound { key: String },
 
     #[error(
@@ -116,7 +118,9 @@ pub enum ArchiveError {
     )]
     BadEncryptionKey { origin: String, reason: String },
 
-    #[error("cannot read encryption key file {path}: {source}; check [archive] encryption_key_file")]
+    #[error(
+        "cannot read encryption key file {path}: {source}; check [archive] encryption_key_file"
+    )]
     KeyFile {
         path: String,
         #[source]

@@ -133,13 +133,22 @@ impl Archive {
         &self.shared.store
     }
 
+    /// The underlying store, rooted at the archive's prefix. Writing through it
+    /// bypasses every archive guarantee: for tests (fault injection, throttling)
+    /// and low-level tooling only.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.shared.store)
+    }
+
     pub(crate) fn path(key: &str) -> Result<Path, ArchiveError> {
         let bad = |reason: &str| ArchiveError::BadKey {
             key: key.to_string(),
             reason: reason.to_string(),
         };
         if key.is_empty() || key.starts_with('/') || key.ends_with('/') {
-            return Err(bad("must be a non-empty relative path without a trailing '/'"));
+            return Err(bad(
+                "must be a non-empty relative path without a trailing '/'",
+            ));
         }
         let path = Path::parse(key).map_err(|e| bad(&e.to_string()))?;
         if path.as_ref() != key {
@@ -155,7 +164,11 @@ impl Archive {
 
     /// Stores `payload` under `key` without encryption (cluster, epochs and
     /// positions stay readable without the key); compressed per the settings.
-    pub async fn put_metadata(&self, key: &str, payload: Bytes) -> Result<PutOutcome, ArchiveError> {
+    pub async fn put_metadata(
+        &self,
+        key: &str,
+        payload: Bytes,
+    ) -> Result<PutOutcome, ArchiveError> {
         self.put_sealed(key, payload, false).await
     }
 
@@ -165,7 +178,11 @@ impl Archive {
         payload: Bytes,
         encrypt: bool,
     ) -> Result<PutOutcome, ArchiveError> {
-        let key_for_encrypt = if encrypt { self.shared.key.clone() } else { None };
+        let key_for_encrypt = if encrypt {
+            self.shared.key.clone()
+        } else {
+            None
+        };
         let sealed = self.seal(key, payload, key_for_encrypt.clone()).await?;
         let header = sealed.header.clone();
         match self.create(key, sealed.object).await? {
@@ -270,19 +287,30 @@ impl Archive {
         }
     }
 
-    /// Fetches and parses just the header of `key`.
+    /// Fetches and parses just the header of `key` (the whole object if a
+    /// ranged read fails, e.g. because it is shorter than a header).
     pub(crate) async fn read_header(&self, key: &str) -> Result<ObjectHeader, ArchiveError> {
         let path = Self::path(key)?;
         let store = self.store();
-        let head = with_retries(self.retry_policy(), "get header", key, || {
-            store.get_range(&path, 0..HEADER_LEN as u64)
-        })
-        .await
-        .map_err(|e| ArchiveError::from_store(key, e))?;
-        ObjectHeader::parse(&head).map_err(|e| ArchiveError::Corrupt {
-            key: key.to_string(),
-            reason: format!("existing object's header: {e}"),
-        })
+        let ranged = store.get_range(&path, 0..HEADER_LEN as u64).await;
+        let head = match ranged {
+            Ok(head) => head,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(ArchiveError::NotFound {
+                    key: key.to_string(),
+                })
+            }
+            Err(_) => with_retries(self.retry_policy(), "get", key, || async {
+                store
+                    .get_opts(&path, GetOptions::default())
+                    .await?
+                    .bytes()
+                    .await
+            })
+            .await
+            .map_err(|e| ArchiveError::from_store(key, e))?,
+        };
+        ObjectHeader::parse(&head).map_err(|e| object::header_fault(key, head.len(), e))
     }
 
     /// The verified payload of `key`; [`ArchiveError::NotFound`] when absent.

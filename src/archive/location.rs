@@ -44,7 +44,10 @@ pub(crate) fn open_location(raw: &str, s3: &S3Settings) -> Result<Location, Arch
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "memory" => Arc::new(InMemory::new()),
         "file" => {
-            if url.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
+            if url
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && h != "localhost")
+            {
                 return Err(bad(
                     "file URLs need an absolute path: file:///absolute/path".to_string(),
                 ));
@@ -132,11 +135,7 @@ pub(crate) fn redact(raw: &str) -> String {
             url.to_string()
         }
         // Unparseable: show only what precedes any '@' or '?' so secrets never leak.
-        Err(_) => raw
-            .split(['@', '?'])
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        Err(_) => raw.split(['@', '?']).next().unwrap_or_default().to_string(),
     }
 }
 
@@ -152,7 +151,12 @@ mod tests {
 
     #[test]
     fn rejects_unknown_schemes_and_relative_files() {
-        for url in ["ftp://x/y", "garbage", "file://relative/dir", "s3:///nobucket"] {
+        for url in [
+            "ftp://x/y",
+            "garbage",
+            "file://relative/dir",
+            "s3:///nobucket",
+        ] {
             let err = open_location(url, &S3Settings::default())
                 .err()
                 .unwrap_or_else(|| panic!("{url} accepted"));

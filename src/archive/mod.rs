@@ -21,5 +21,5 @@ pub use encryption_key::EncryptionKey;
 pub use epoch::{Epoch, EpochClaim, EpochRecord, EPOCHS_PREFIX};
 pub use error::ArchiveError;
 pub use handle::{Archive, ObjectEntry, PutOutcome};
-pub use settings::{ArchiveSettings, Compression, RetryPolicy, S3Settings};
+pub use settings::{ArchiveSettings, Compression, RetryPolicy, S3Settings, DEFAULT_ZSTD_LEVEL};
 pub use verify::{ObjectSummary, VerifyReport};

@@ -306,6 +306,27 @@ fn shrink_if_wasteful(out: &mut Vec<u8>) {
     }
 }
 
+/// The archive error for a header of `object_key` (`stored_len` bytes long)
+/// that failed to parse.
+pub fn header_fault(object_key: &str, stored_len: usize, error: HeaderError) -> ArchiveError {
+    match error {
+        HeaderError::Short { .. } => ArchiveError::Truncated {
+            key: object_key.to_string(),
+            expected: HEADER_LEN as u64,
+            actual: stored_len as u64,
+        },
+        HeaderError::NewerVersion { found } => ArchiveError::NewerFormat {
+            what: format!("archive object {object_key}"),
+            found: u32::from(found),
+            supported: u32::from(OBJECT_VERSION),
+        },
+        other => ArchiveError::Corrupt {
+            key: object_key.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// How to read an object.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unsealing<'a> {
@@ -326,19 +347,8 @@ pub fn unseal(
         key: object_key.to_string(),
         reason,
     };
-    let header = ObjectHeader::parse(&stored).map_err(|e| match e {
-        HeaderError::Short { len } => ArchiveError::Truncated {
-            key: object_key.to_string(),
-            expected: HEADER_LEN as u64,
-            actual: len as u64,
-        },
-        HeaderError::NewerVersion { found } => ArchiveError::NewerFormat {
-            what: format!("archive object {object_key}"),
-            found: u32::from(found),
-            supported: u32::from(OBJECT_VERSION),
-        },
-        other => corrupt(other.to_string()),
-    })?;
+    let header =
+        ObjectHeader::parse(&stored).map_err(|e| header_fault(object_key, stored.len(), e))?;
 
     if let Some(expected) = unsealing.expected_tag {
         if header.cluster_tag != expected.0 {
@@ -385,7 +395,9 @@ pub fn unseal(
                 });
             }
             if header.body_len < (NONCE_LEN + TAG_LEN) as u64 {
-                return Err(corrupt("encrypted body shorter than nonce and tag".to_string()));
+                return Err(corrupt(
+                    "encrypted body shorter than nonce and tag".to_string(),
+                ));
             }
             let end = stored.len() - TAG_LEN;
             let start = HEADER_LEN + NONCE_LEN;
@@ -466,16 +478,82 @@ mod tests {
     // first 4 bytes of BLAKE3 over bytes 0..72, recorded once; they pin the
     // on-disk format, so a change here means old archives become unreadable.
     const SAMPLE_HEADER_BYTES: [u8; HEADER_LEN] = [
-        b'I', b'R', b'E', b'C', 1, 1, 1, 0, // magic, version, codec, cipher, reserved
-        0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, // key id
-        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // cluster tag
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, // payload len 16 MiB
-        0x34, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // body len
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, // checksum
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, //
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, //
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, //
-        SAMPLE_CHECK[0], SAMPLE_CHECK[1], SAMPLE_CHECK[2], SAMPLE_CHECK[3],
+        b'I',
+        b'R',
+        b'E',
+        b'C',
+        1,
+        1,
+        1,
+        0, // magic, version, codec, cipher, reserved
+        0xa1,
+        0xa2,
+        0xa3,
+        0xa4,
+        0xa5,
+        0xa6,
+        0xa7,
+        0xa8, // key id
+        0x08,
+        0x07,
+        0x06,
+        0x05,
+        0x04,
+        0x03,
+        0x02,
+        0x01, // cluster tag
+        0x00,
+        0x00,
+        0x00,
+        0x01,
+        0x00,
+        0x00,
+        0x00,
+        0x00, // payload len 16 MiB
+        0x34,
+        0x12,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00,
+        0x00, // body len
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a, // checksum
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a, //
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a, //
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a,
+        0x5a, //
+        SAMPLE_CHECK[0],
+        SAMPLE_CHECK[1],
+        SAMPLE_CHECK[2],
+        SAMPLE_CHECK[3],
     ];
     const SAMPLE_CHECK: [u8; 4] = [0xa8, 0x23, 0x51, 0xda];
 
@@ -488,7 +566,10 @@ mod tests {
 
     #[test]
     fn header_parses_from_literal_bytes() {
-        assert_eq!(ObjectHeader::parse(&SAMPLE_HEADER_BYTES).unwrap(), sample_header());
+        assert_eq!(
+            ObjectHeader::parse(&SAMPLE_HEADER_BYTES).unwrap(),
+            sample_header()
+        );
     }
 
     #[test]
@@ -496,14 +577,23 @@ mod tests {
         for i in 0..HEADER_LEN {
             let mut bytes = SAMPLE_HEADER_BYTES;
             bytes[i] ^= 0x10;
-            assert!(ObjectHeader::parse(&bytes).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                ObjectHeader::parse(&bytes).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
         let mut newer = SAMPLE_HEADER_BYTES;
         newer[4] = 2;
-        assert_eq!(ObjectHeader::parse(&newer), Err(HeaderError::NewerVersion { found: 2 }));
+        assert_eq!(
+            ObjectHeader::parse(&newer),
+            Err(HeaderError::NewerVersion { found: 2 })
+        );
         let mut other = SAMPLE_HEADER_BYTES;
         other[0..4].copy_from_slice(b"PK\x03\x04");
-        assert!(matches!(ObjectHeader::parse(&other), Err(HeaderError::BadMagic { .. })));
+        assert!(matches!(
+            ObjectHeader::parse(&other),
+            Err(HeaderError::BadMagic { .. })
+        ));
         assert_eq!(
             ObjectHeader::parse(&SAMPLE_HEADER_BYTES[..40]),
             Err(HeaderError::Short { len: 40 })
@@ -511,7 +601,9 @@ mod tests {
     }
 
     fn payload() -> Bytes {
-        let text: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 1000).to_le_bytes()).collect();
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 1000).to_le_bytes())
+            .collect();
         Bytes::from(text)
     }
 
@@ -594,12 +686,17 @@ mod tests {
                 let mut bad = stored.to_vec();
                 bad[i] ^= 0x01;
                 let err = unseal("k", Bytes::from(bad), &unsealing).unwrap_err();
-                assert!(err.is_integrity_fault() || matches!(err, ArchiveError::WrongKey { .. }),
-                    "{sealing:?} flip at {i}: {err}");
+                assert!(
+                    err.is_integrity_fault() || matches!(err, ArchiveError::WrongKey { .. }),
+                    "{sealing:?} flip at {i}: {err}"
+                );
             }
             for len in 0..stored.len() {
                 let err = unseal("k", stored.slice(..len), &unsealing).unwrap_err();
-                assert!(matches!(err, ArchiveError::Truncated { .. }), "{sealing:?} cut at {len}: {err}");
+                assert!(
+                    matches!(err, ArchiveError::Truncated { .. }),
+                    "{sealing:?} cut at {len}: {err}"
+                );
             }
         }
     }
@@ -636,7 +733,10 @@ mod tests {
     fn encrypted_checksum_is_keyed_and_deterministic() {
         let key = EncryptionKey::from_bytes([3; 32]);
         let p = payload();
-        assert_eq!(payload_checksum(&p, Some(&key)), payload_checksum(&p, Some(&key)));
+        assert_eq!(
+            payload_checksum(&p, Some(&key)),
+            payload_checksum(&p, Some(&key))
+        );
         assert_ne!(payload_checksum(&p, Some(&key)), payload_checksum(&p, None));
         assert_eq!(payload_checksum(&p, None), *blake3::hash(&p).as_bytes());
     }

@@ -33,9 +33,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let engine = match (args.engine, &config.primary) {
         (Some(e), _) => e.into(),
         (None, Some(p)) => p.engine,
-        (None, None) => anyhow::bail!(
-            "no engine given: pass --engine postgres|mysql or set [primary] engine"
-        ),
+        (None, None) => {
+            anyhow::bail!("no engine given: pass --engine postgres|mysql or set [primary] engine")
+        }
     };
     let archive = ctx.open_archive(&config)?;
     let record = ClusterRecord {

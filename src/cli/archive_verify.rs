@@ -1,8 +1,8 @@
 //! `instarec archive verify`: read every object back and check it.
 
 use super::Context;
-use crate::exit::{CodedError, ARCHIVE_FAULT};
 use crate::archive::ClusterTag;
+use crate::exit::{CodedError, ARCHIVE_FAULT};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -18,7 +18,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let (key, outcome) = wal_transfer::push(&archive, &args.path).await?;
     match outcome {
         PutOutcome::Created => tracing::info!(%key, "archived"),
-        PutOutcome::AlreadyIdentical => tracing::info!(%key, "already archived with identical content"),
+        PutOutcome::AlreadyIdentical => {
+            tracing::info!(%key, "already archived with identical content")
+        }
     }
     Ok(())
 }

@@ -18,9 +18,9 @@ impl ArchiveSection {
                     "both encryption_key_file and encryption_key are set; keep one".into(),
                 ))
             }
-            (Some(path), None) => Some(
-                EncryptionKey::from_file(path).map_err(|e| ConfigError::Key(e.to_string()))?,
-            ),
+            (Some(path), None) => {
+                Some(EncryptionKey::from_file(path).map_err(|e| ConfigError::Key(e.to_string()))?)
+            }
             (None, Some(text)) => Some(
                 EncryptionKey::from_text(text.expose())
                     .map_err(|e| ConfigError::Key(e.to_string()))?,

@@ -9,12 +9,17 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config {origin} is not valid: {message}; fix that key (see README, Config reference)")]
+    #[error(
+        "config {origin} is not valid: {message}; fix that key (see README, Config reference)"
+    )]
     Invalid { origin: String, message: String },
     #[error("environment variable {var} does not name a config key (expected INSTAREC_<SECTION>_<KEY> with a section of {sections}); unset it or fix its name")]
     UnknownEnv { var: String, sections: String },
     #[error("section [{section}] is required by this command but missing from {origin}; add it (see README, Config reference)")]
-    MissingSection { section: &'static str, origin: String },
+    MissingSection {
+        section: &'static str,
+        origin: String,
+    },
     #[error("encryption key: {0}")]
     Key(String),
 }

@@ -16,13 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Ships until `shutdown` fires or an error stops it.
 pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Result<ShipSummary> {
-    let primary = config
-        .primary
-        .as_ref()
-        .ok_or(ConfigError::MissingSection {
-            section: "primary",
-            origin: "the configuration".into(),
-        })?;
+    let primary = config.primary.as_ref().ok_or(ConfigError::MissingSection {
+        section: "primary",
+        origin: "the configuration".into(),
+    })?;
     let archive = Archive::open(&config.archive.settings()?)?;
     let metrics = metrics::ShipMetrics::new();
     if let Some(listen) = config.metrics.as_ref().and_then(|m| m.listen) {
@@ -49,7 +46,15 @@ pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Resul
             let (source, archive) = PgSource::open(opts, &archive).await?;
             let epoch = epoch_claim::epoch_for_primary(&archive, &addr).await?;
             tracing::info!(%epoch, archive = %archive.url(), synchronous = primary.synchronous, "shipping");
-            pipeline::run(source, archive, epoch, options, Arc::clone(&metrics), shutdown).await
+            pipeline::run(
+                source,
+                archive,
+                epoch,
+                options,
+                Arc::clone(&metrics),
+                shutdown,
+            )
+            .await
         }
         Engine::Mysql => anyhow::bail!(
             "engine \"mysql\" cannot ship yet in this version; set [primary] engine = \"postgres\""

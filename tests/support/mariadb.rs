@@ -102,7 +102,7 @@ impl MariaDb {
             data_dir,
             scratch,
         };
-        db.restart();
+        db.first_start();
         db.socket_query(
             "SET SESSION sql_log_bin = 0; \
              CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
@@ -207,7 +207,39 @@ impl MariaDb {
     /// Starts mariadbd again (stopping it first if running) on the same port
     /// and data dir, and waits until it answers queries.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_restart() {
+            panic!("{e}");
+        }
+    }
+
+    /// Waits until mariadbd answers on its socket; panics with the error log tail otherwise.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        if let Err(e) = self.try_wait_ready(timeout, 0) {
+            panic!("{e}");
+        }
+    }
+
+    /// First start: another process may have taken our free port meanwhile.
+    fn first_start(&mut self) {
+        for _ in 0..3 {
+            match self.try_restart() {
+                Ok(()) => return,
+                Err(StartError::PortInUse) => self.port = free_port(),
+                Err(StartError::Failed(e)) => panic!("{e}"),
+            }
+        }
+        panic!(
+            "mariadbd found its port taken three times; log {}:\n{}",
+            self.log_path().display(),
+            log_tail(&self.log_path(), 40)
+        );
+    }
+
+    fn try_restart(&mut self) -> Result<(), StartError> {
         self.stop();
+        let log_start = std::fs::metadata(self.log_path())
+            .map(|m| m.len())
+            .unwrap_or(0);
         let dir = self.scratch.path();
         let mut cmd = Command::new(super::require_binary("mariadbd", SERVER_PACKAGE));
         // --no-defaults must come first; --log-basename before the log options it would reset.
@@ -241,33 +273,47 @@ impl MariaDb {
                 )
             });
         self.process = Some(process);
-        self.wait_ready(READY_TIMEOUT);
+        self.try_wait_ready(READY_TIMEOUT, log_start)
     }
 
-    /// Waits until mariadbd answers on its socket; panics with the error log tail otherwise.
-    pub fn wait_ready(&mut self, timeout: Duration) {
+    /// Ready means our own socket answers (a TCP probe could reach another
+    /// server that grabbed the port first).
+    fn try_wait_ready(&mut self, timeout: Duration, log_start: u64) -> Result<(), StartError> {
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.process.as_mut().and_then(|p| p.try_wait());
             if let Some(status) = status {
                 self.process = None;
-                panic!(
+                let bytes = std::fs::read(self.log_path()).unwrap_or_default();
+                let new_log =
+                    String::from_utf8_lossy(&bytes[(log_start as usize).min(bytes.len())..])
+                        .into_owned();
+                if new_log.contains("Address already in use") {
+                    return Err(StartError::PortInUse);
+                }
+                return Err(StartError::Failed(format!(
                     "mariadbd on port {} exited during startup ({status}); log {}:\n{}",
                     self.port,
                     self.log_path().display(),
                     log_tail(&self.log_path(), 40)
-                );
+                )));
+            }
+            if self.process.is_none() {
+                return Err(StartError::Failed(format!(
+                    "mariadbd on port {} is not running",
+                    self.port
+                )));
             }
             if self.socket_path().exists() && self.socket_query("SELECT 1").is_ok() {
-                return;
+                return Ok(());
             }
             if Instant::now() >= deadline {
-                panic!(
+                return Err(StartError::Failed(format!(
                     "mariadbd on port {} not answering after {timeout:?}; log {}:\n{}",
                     self.port,
                     self.log_path().display(),
                     log_tail(&self.log_path(), 40)
-                );
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -282,6 +328,20 @@ impl MariaDb {
         let mut cmd = self.client_command();
         cmd.arg(format!("--socket={}", self.socket_path().display()));
         run_client(cmd, sql)
+    }
+}
+
+enum StartError {
+    PortInUse,
+    Failed(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::PortInUse => f.write_str("mariadbd: port already in use"),
+            StartError::Failed(msg) => f.write_str(msg),
+        }
     }
 }
 

@@ -3,11 +3,12 @@
 //! moto keeps everything in memory and ignores signatures, so any
 //! credentials work; the accessors return the conventional "testing" ones.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http;
-use super::process::{free_port, log_tail, wait_for_port, GroupChild};
+use super::process::{free_port, log_tail, port_open, GroupChild};
 use super::service_user::scratch_dir;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,42 +31,29 @@ impl Moto {
     pub fn start() -> Moto {
         let scratch = scratch_dir("instarec-moto-", None);
         let log_path = scratch.path().join("moto.log");
-        let log = std::fs::File::create(&log_path)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
-        let log2 = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cloning {}: {e}", log_path.display()));
-        let port = free_port();
         let moto_server = super::find_binary("moto_server").unwrap_or_else(|| {
             panic!(
                 "moto_server not found: install it with `python3 -m pip install \
                  'moto[server]'` (scripts/test does this, at the pinned version)"
             )
         });
-        let mut cmd = Command::new(moto_server);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(scratch.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let mut process =
-            GroupChild::spawn("moto_server", cmd, libc::SIGKILL, Duration::from_secs(5))
-                .unwrap_or_else(|e| panic!("spawning moto_server: {e}"));
-        if !wait_for_port(port, READY_TIMEOUT) {
-            let status = process.try_wait();
-            panic!(
-                "moto_server not listening on 127.0.0.1:{port} after {READY_TIMEOUT:?} \
-                 (exit status: {status:?}); log:\n{}",
-                log_tail(&log_path, 40)
-            );
+        // Another process may take our free port before moto binds it.
+        for _ in 0..3 {
+            let port = free_port();
+            if let Some(process) = spawn_and_wait(&moto_server, port, &log_path) {
+                let moto = Moto {
+                    process,
+                    port,
+                    scratch,
+                };
+                moto.create_bucket(TEST_BUCKET);
+                return moto;
+            }
         }
-        let moto = Moto {
-            process,
-            port,
-            scratch,
-        };
-        moto.create_bucket(TEST_BUCKET);
-        moto
+        panic!(
+            "moto_server found its port taken three times; log:\n{}",
+            log_tail(&log_path, 40)
+        );
     }
 
     pub fn port(&self) -> u16 {
@@ -149,5 +137,48 @@ impl Moto {
                 resp.body_text()
             );
         }
+    }
+}
+
+/// Starts moto_server on `port` and waits for werkzeug's "Running on" line
+/// (a TCP probe could reach another server that grabbed the port first).
+/// None if the port was taken; panics on any other failure.
+fn spawn_and_wait(moto_server: &Path, port: u16, log_path: &Path) -> Option<GroupChild> {
+    let log = std::fs::File::create(log_path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
+    let log2 = log
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cloning {}: {e}", log_path.display()));
+    let mut cmd = Command::new(moto_server);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .current_dir(log_path.parent().unwrap_or(Path::new("/tmp")))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    let mut process = GroupChild::spawn("moto_server", cmd, libc::SIGKILL, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("spawning moto_server: {e}"));
+    let running_line = format!("Running on http://127.0.0.1:{port}");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let log_text = std::fs::read_to_string(log_path).unwrap_or_default();
+        if let Some(status) = process.try_wait() {
+            if log_text.contains("Address already in use") {
+                return None;
+            }
+            panic!(
+                "moto_server on port {port} exited during startup ({status}); log:\n{}",
+                log_tail(log_path, 40)
+            );
+        }
+        if log_text.contains(&running_line) && port_open(port) {
+            return Some(process);
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "moto_server not running on 127.0.0.1:{port} after {READY_TIMEOUT:?}; log:\n{}",
+                log_tail(log_path, 40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

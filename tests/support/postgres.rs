@@ -144,8 +144,7 @@ impl Postgres {
             log_path: scratch.path().join("server.log"),
             scratch,
         };
-        pg.pin_listen_settings();
-        pg.restart();
+        pg.first_start();
         pg
     }
 
@@ -178,8 +177,7 @@ impl Postgres {
             log_path: scratch.path().join("server.log"),
             scratch,
         };
-        pg.pin_listen_settings();
-        pg.restart();
+        pg.first_start();
         pg
     }
 
@@ -331,6 +329,36 @@ impl Postgres {
     /// Starts the server again (stopping it first if running) on the same
     /// port and data dir, and waits until it accepts connections.
     pub fn restart(&mut self) {
+        if let Err(e) = self.try_restart() {
+            panic!("{e}");
+        }
+    }
+
+    /// Waits until the server accepts connections; panics with the log tail otherwise.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        if let Err(e) = self.try_wait_ready(timeout, 0) {
+            panic!("{e}");
+        }
+    }
+
+    /// First start: another process may have taken our free port meanwhile.
+    fn first_start(&mut self) {
+        for _ in 0..3 {
+            self.pin_listen_settings();
+            match self.try_restart() {
+                Ok(()) => return,
+                Err(StartError::PortInUse(_)) => self.port = free_port(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!(
+            "postgres found its port taken three times; log {}:\n{}",
+            self.log_path.display(),
+            log_tail(&self.log_path, 40)
+        );
+    }
+
+    fn try_restart(&mut self) -> Result<(), StartError> {
         self.stop();
         // The new postmaster removes what a killed predecessor left.
         self.orphaned_shm = None;
@@ -340,6 +368,7 @@ impl Postgres {
             user.apply(&mut cmd);
         }
         let log = open_log(&self.log_path);
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let log2 = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cloning {}: {e}", self.log_path.display()));
@@ -347,41 +376,49 @@ impl Postgres {
         let process = GroupChild::spawn("postgres", cmd, libc::SIGQUIT, DROP_GRACE)
             .unwrap_or_else(|e| panic!("spawning postgres -D {}: {e}", self.data_dir.display()));
         self.process = Some(process);
-        self.wait_ready(READY_TIMEOUT);
+        self.try_wait_ready(READY_TIMEOUT, log_start)
     }
 
-    /// Waits until the server accepts connections; panics with the log tail otherwise.
-    pub fn wait_ready(&mut self, timeout: Duration) {
+    /// Ready means our own postmaster.pid says "ready" (or "standby" for a hot
+    /// standby), as pg_ctl checks: a probe over TCP could reach another
+    /// server that grabbed the port first.
+    fn try_wait_ready(&mut self, timeout: Duration, log_start: u64) -> Result<(), StartError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let status = self.process.as_mut().and_then(|p| p.try_wait());
-            if let Some(status) = status {
+            let Some(process) = self.process.as_mut() else {
+                return Err(StartError::Failed(format!(
+                    "postgres on port {} is not running",
+                    self.port
+                )));
+            };
+            let pid = process.pid();
+            if let Some(status) = process.try_wait() {
                 self.process = None;
-                panic!(
+                let new_log = log_since(&self.log_path, log_start);
+                if new_log.contains("could not bind") && new_log.contains("already in use") {
+                    return Err(StartError::PortInUse(self.port));
+                }
+                return Err(StartError::Failed(format!(
                     "postgres on port {} exited during startup ({status}); log {}:\n{}",
                     self.port,
                     self.log_path.display(),
                     log_tail(&self.log_path, 40)
-                );
+                )));
             }
-            let ready = self
-                .client_command("pg_isready")
-                .args(["-t", "2", "-q", "-d", "postgres"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ready {
-                return;
+            if postmaster_status(&self.data_dir, pid)
+                .is_some_and(|status| status == "ready" || status == "standby")
+            {
+                return Ok(());
             }
             if Instant::now() >= deadline {
-                panic!(
+                return Err(StartError::Failed(format!(
                     "postgres on port {} not accepting connections after {timeout:?}; log {}:\n{}",
                     self.port,
                     self.log_path.display(),
                     log_tail(&self.log_path, 40)
-                );
+                )));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -412,6 +449,38 @@ impl Drop for Postgres {
             shm.remove();
         }
     }
+}
+
+#[derive(Debug)]
+enum StartError {
+    PortInUse(u16),
+    Failed(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::PortInUse(port) => write!(f, "postgres: port {port} already in use"),
+            StartError::Failed(msg) => f.write_str(msg),
+        }
+    }
+}
+
+/// The status word (line 8) of postmaster.pid if the file belongs to `pid`.
+fn postmaster_status(data_dir: &Path, pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.first()?.trim() != pid.to_string() {
+        return None;
+    }
+    Some(lines.get(7)?.trim().to_string())
+}
+
+/// What was appended to a log file after byte `start`.
+fn log_since(path: &Path, start: u64) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = (start as usize).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
 
 /// Appends `key = 'value'` lines; later lines win in postgresql.conf.

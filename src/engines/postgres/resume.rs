@@ -45,7 +45,10 @@ pub async fn find(
                 seg,
                 start,
                 end,
-            } => parts.entry((tli, seg)).or_default().push((start, end, e.key)),
+            } => parts
+                .entry((tli, seg))
+                .or_default()
+                .push((start, end, e.key)),
             WalKey::History { .. } | WalKey::Other => {}
         }
     }

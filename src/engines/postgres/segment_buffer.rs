@@ -74,11 +74,7 @@ impl SegmentBuffer {
     }
 
     /// Appends WAL starting at `start`; returns the segments this completed.
-    pub fn push(
-        &mut self,
-        start: Lsn,
-        mut wal: &[u8],
-    ) -> Result<Vec<CompletedSegment>, GapError> {
+    pub fn push(&mut self, start: Lsn, mut wal: &[u8]) -> Result<Vec<CompletedSegment>, GapError> {
         if start != self.end() {
             return Err(GapError {
                 got: start,
@@ -186,7 +182,10 @@ mod tests {
         assert_eq!(done[0].key, "wal/00000001/000000010000000000000001");
         assert_eq!(b.end(), Lsn((2 << 20) + 10));
         let (k2, p2) = b.cut_part().unwrap();
-        assert!(k2.contains("000000010000000000000002.part/00000000-0000000A"), "{k2}");
+        assert!(
+            k2.contains("000000010000000000000002.part/00000000-0000000A"),
+            "{k2}"
+        );
         assert_eq!(&p2[..], &[2u8; 10]);
     }
 
@@ -217,10 +216,14 @@ mod tests {
         );
         b.push(Lsn(1 << 20), &[7; 500]).unwrap();
         b.cut_part().unwrap();
-        b.switch_timeline(TimelineId(2), Lsn((1 << 20) + 400)).unwrap();
+        b.switch_timeline(TimelineId(2), Lsn((1 << 20) + 400))
+            .unwrap();
         b.push(Lsn((1 << 20) + 400), &[8; 50]).unwrap();
         let (k, p) = b.cut_part().unwrap();
-        assert!(k.starts_with("wal/00000002/000000020000000000000001.part/00000000-000001C2"), "{k}");
+        assert!(
+            k.starts_with("wal/00000002/000000020000000000000001.part/00000000-000001C2"),
+            "{k}"
+        );
         assert_eq!(&p[..400], &[7u8; 400][..]);
         assert_eq!(&p[400..], &[8u8; 50][..]);
     }

@@ -50,9 +50,7 @@ impl PgSource {
         let identity = client.identify_system().await?;
         let size = client.wal_segment_size().await?;
         let system_id = identity.system_id.to_string();
-        let (archive, _) = archive
-            .open_cluster(Engine::Postgres, &system_id)
-            .await?;
+        let (archive, _) = archive.open_cluster(Engine::Postgres, &system_id).await?;
         tracing::info!(system_id = %system_id, timeline = %identity.timeline, xlogpos = %identity.xlogpos, segment_size = size.bytes(), "connected to primary {}", client.addr());
 
         for t in 2..=identity.timeline.0 {
@@ -102,7 +100,14 @@ impl PgSource {
                 let from = slot.restart_lsn.unwrap_or(identity.xlogpos);
                 let start = size.segment_start(size.segment_of(from));
                 tracing::info!(lsn = %start, timeline = %identity.timeline, "archive is empty: starting at the segment holding the slot's restart point");
-                SegmentBuffer::starting_at(identity.timeline, start, size, Bytes::new(), vec![], true)
+                SegmentBuffer::starting_at(
+                    identity.timeline,
+                    start,
+                    size,
+                    Bytes::new(),
+                    vec![],
+                    true,
+                )
             }
         };
         let durable = buffer.end();
@@ -162,7 +167,11 @@ impl PgSource {
             });
         }
         Ok(client
-            .start_physical(Some(&self.opts.slot), self.buffer.end(), self.buffer.timeline())
+            .start_physical(
+                Some(&self.opts.slot),
+                self.buffer.end(),
+                self.buffer.timeline(),
+            )
             .await?)
     }
 
@@ -171,7 +180,9 @@ impl PgSource {
     async fn follow_timeline_switch(&mut self, stream: WalStream) -> anyhow::Result<()> {
         let end = stream.finish().await?;
         let Some((next, switch)) = end.next_timeline else {
-            bail!("primary ended the WAL stream without naming a next timeline; restart the shipper");
+            bail!(
+                "primary ended the WAL stream without naming a next timeline; restart the shipper"
+            );
         };
         let mut client = end.client;
         let (name, content) = client.timeline_history(next).await?;
@@ -179,7 +190,11 @@ impl PgSource {
         self.ready.push((layout::history_key(next), content));
         tracing::info!(timeline = %next, switch = %switch, file = %name, "following timeline switch");
         self.buffer.switch_timeline(next, switch)?;
-        self.stream = Some(client.start_physical(Some(&self.opts.slot), switch, next).await?);
+        self.stream = Some(
+            client
+                .start_physical(Some(&self.opts.slot), switch, next)
+                .await?,
+        );
         Ok(())
     }
 }
@@ -198,7 +213,9 @@ fn is_fatal(e: &anyhow::Error) -> bool {
         return true;
     }
     match e.downcast_ref::<PgError>() {
-        Some(PgError::Auth { .. }) | Some(PgError::Config(_)) | Some(PgError::InvalidSlotName { .. }) => true,
+        Some(PgError::Auth { .. })
+        | Some(PgError::Config(_))
+        | Some(PgError::InvalidSlotName { .. }) => true,
         // 58P01: requested WAL segment has already been removed.
         Some(PgError::Server { code, .. }) => code == "58P01" || code == "42704",
         _ => false,

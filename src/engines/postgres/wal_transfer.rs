@@ -21,9 +21,15 @@ pub enum TransferError {
     #[error("{name:?} is not a WAL, .history, .backup or .partial file name; archive_command must pass %p and restore_command %f %p")]
     BadName { name: String },
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}; check the directory exists and is writable by the server's user")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a PostgreSQL WAL segment: {reason}")]
     NotWal { path: String, reason: String },
     #[error("{path} belongs to system {file}, but archive {archive} belongs to system {archive_system}; point [archive] url at this cluster's archive")]
@@ -48,11 +54,10 @@ pub async fn push(archive: &Archive, path: &Path) -> Result<(String, PutOutcome)
         .ok_or_else(|| TransferError::BadName {
             name: path.display().to_string(),
         })?;
-    let key = layout::key_for_file_name(name, naming_size()).ok_or_else(|| {
-        TransferError::BadName {
+    let key =
+        layout::key_for_file_name(name, naming_size()).ok_or_else(|| TransferError::BadName {
             name: name.to_string(),
-        }
-    })?;
+        })?;
     let data = tokio::fs::read(path)
         .await
         .map_err(|source| TransferError::Read {
@@ -75,7 +80,9 @@ pub async fn push(archive: &Archive, path: &Path) -> Result<(String, PutOutcome)
 pub enum Fetched {
     Complete,
     /// Only parts existed; served zero-padded (with `serve_partial`).
-    PartialTail { bytes: u64 },
+    PartialTail {
+        bytes: u64,
+    },
     Absent,
 }
 
@@ -120,7 +127,9 @@ pub async fn assemble_parts(
     let prefix = format!("{segment_key}.part/");
     let mut ranges = Vec::new();
     for e in archive.list(&prefix).await? {
-        if let WalKey::Part { start, end, .. } = layout::parse_key(&e.key, WalSegmentSize::new(1 << 30).expect("valid")) {
+        if let WalKey::Part { start, end, .. } =
+            layout::parse_key(&e.key, WalSegmentSize::new(1 << 30).expect("valid"))
+        {
             ranges.push((start, end, e.key));
         }
     }
@@ -151,13 +160,14 @@ pub async fn assemble_parts(
         path: segment_key.to_string(),
         reason: e.to_string(),
     })?;
-    let seg_size = header
-        .long
-        .map(|l| l.seg_size as usize)
-        .ok_or_else(|| TransferError::NotWal {
-            path: segment_key.to_string(),
-            reason: "first page has no long header".into(),
-        })?;
+    let seg_size =
+        header
+            .long
+            .map(|l| l.seg_size as usize)
+            .ok_or_else(|| TransferError::NotWal {
+                path: segment_key.to_string(),
+                reason: "first page has no long header".into(),
+            })?;
     let received = data.len() as u64;
     data.resize(seg_size.max(data.len()), 0);
     Ok(Some((data.freeze(), received)))
@@ -170,7 +180,10 @@ fn segment_system_id(data: &[u8], path: &Path) -> Result<u64, TransferError> {
     };
     let header = XLogPageHeader::parse(data).map_err(|e| not_wal(e.to_string()))?;
     if instarec_postgres::page::major_version_for_magic(header.magic).is_none() {
-        return Err(not_wal(format!("page magic {:#06X} is unknown", header.magic)));
+        return Err(not_wal(format!(
+            "page magic {:#06X} is unknown",
+            header.magic
+        )));
     }
     header
         .long
@@ -178,8 +191,15 @@ fn segment_system_id(data: &[u8], path: &Path) -> Result<u64, TransferError> {
         .ok_or_else(|| not_wal("first page has no long header".into()))
 }
 
-async fn bind_checked(archive: &Archive, system: u64, path: &Path) -> Result<Archive, TransferError> {
-    match archive.open_cluster(Engine::Postgres, &system.to_string()).await {
+async fn bind_checked(
+    archive: &Archive,
+    system: u64,
+    path: &Path,
+) -> Result<Archive, TransferError> {
+    match archive
+        .open_cluster(Engine::Postgres, &system.to_string())
+        .await
+    {
         Ok((bound, _)) => Ok(bound),
         Err(ArchiveError::ClusterMismatch { .. }) => {
             let recorded = archive.read_cluster().await?;
