@@ -1,6 +1,7 @@
 //! PostgreSQL adapter: WAL from a physical replication slot, archived as
 //! complete segments plus ranged parts of the in-progress segment.
 
+pub mod archive_end;
 pub mod layout;
 pub mod resume;
 pub mod segment_buffer;

@@ -1,0 +1,135 @@
+//! Where the archived WAL ends, from object names alone (no downloads):
+//! what backups wait for and what promote drains to.
+
+use super::layout::{self, WalKey};
+use crate::archive::{Archive, ArchiveError};
+use instarec_postgres::lsn::{Lsn, TimelineId};
+use instarec_postgres::segment::{SegmentNo, WalSegmentSize};
+use std::collections::BTreeMap;
+
+/// The end of contiguous WAL on the newest timeline: the last complete
+/// segment's end, extended by parts of the segments after it that start
+/// where the coverage ends. None when the archive holds no WAL.
+pub async fn durable_end(
+    archive: &Archive,
+    size: WalSegmentSize,
+) -> Result<Option<(TimelineId, Lsn)>, ArchiveError> {
+    let keys: Vec<String> = archive
+        .list(layout::WAL_PREFIX)
+        .await?
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    Ok(end_of_keys(&keys, size))
+}
+
+/// The pure part of [`durable_end`].
+pub fn end_of_keys(keys: &[String], size: WalSegmentSize) -> Option<(TimelineId, Lsn)> {
+    let mut complete: BTreeMap<TimelineId, Vec<SegmentNo>> = BTreeMap::new();
+    let mut parts: BTreeMap<(TimelineId, SegmentNo), Vec<(u64, u64)>> = BTreeMap::new();
+    for key in keys {
+        match layout::parse_key(key, size) {
+            WalKey::Segment { tli, seg } => complete.entry(tli).or_default().push(seg),
+            WalKey::Part {
+                tli,
+                seg,
+                start,
+                end,
+            } => parts.entry((tli, seg)).or_default().push((start, end)),
+            _ => {}
+        }
+    }
+    let tli = complete
+        .keys()
+        .chain(parts.keys().map(|(t, _)| t))
+        .max()
+        .copied()?;
+    let mut segs = complete.remove(&tli).unwrap_or_default();
+    segs.sort();
+    // From the first archived segment of this timeline, as far as contiguous.
+    let first_part = parts.keys().filter(|(t, _)| *t == tli).map(|(_, s)| *s).min();
+    let mut seg = match (segs.first(), first_part) {
+        (Some(a), Some(b)) => (*a).min(b),
+        (Some(a), None) => *a,
+        (None, Some(b)) => b,
+        (None, None) => return None,
+    };
+    let mut end = size.segment_start(seg);
+    loop {
+        if segs.binary_search(&seg).is_ok() {
+            seg = SegmentNo(seg.0 + 1);
+            end = size.segment_start(seg);
+            continue;
+        }
+        let Some(list) = parts.get_mut(&(tli, seg)) else {
+            return Some((tli, end));
+        };
+        list.sort();
+        let mut covered = 0u64;
+        for (start, stop) in list.iter() {
+            if *start > covered {
+                break;
+            }
+            covered = covered.max(*stop);
+        }
+        if covered == size.bytes() {
+            seg = SegmentNo(seg.0 + 1);
+            end = size.segment_start(seg);
+            continue;
+        }
+        return Some((tli, Lsn(size.segment_start(seg).0 + covered)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size() -> WalSegmentSize {
+        WalSegmentSize::new(16 << 20).unwrap()
+    }
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn complete_segments_then_parts() {
+        let k = keys(&[
+            "wal/00000001/000000010000000000000001",
+            "wal/00000001/000000010000000000000002",
+            "wal/00000001/000000010000000000000003.part/00000000-00001000",
+            "wal/00000001/000000010000000000000003.part/00001000-00002400",
+            "wal/history/00000002.history",
+        ]);
+        assert_eq!(
+            end_of_keys(&k, size()),
+            Some((TimelineId(1), Lsn(0x3002400)))
+        );
+    }
+
+    #[test]
+    fn a_missing_segment_ends_the_coverage() {
+        let k = keys(&[
+            "wal/00000001/000000010000000000000001",
+            "wal/00000001/000000010000000000000003",
+        ]);
+        assert_eq!(
+            end_of_keys(&k, size()),
+            Some((TimelineId(1), Lsn(0x2000000)))
+        );
+    }
+
+    #[test]
+    fn newest_timeline_wins_and_empty_is_none() {
+        let k = keys(&[
+            "wal/00000001/000000010000000000000001",
+            "wal/00000002/000000020000000000000001.part/00000000-00000100",
+        ]);
+        assert_eq!(
+            end_of_keys(&k, size()),
+            Some((TimelineId(2), Lsn(0x1000100)))
+        );
+        assert_eq!(end_of_keys(&[], size()), None);
+    }
+}
