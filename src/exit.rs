@@ -51,8 +51,10 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(a) = cause.downcast_ref::<ArchiveError>() {
             return archive_code(a);
         }
-        if let Some(TransferError::Archive(a)) = cause.downcast_ref::<TransferError>() {
-            return archive_code(a);
+        match cause.downcast_ref::<TransferError>() {
+            Some(TransferError::Archive(a)) => return archive_code(a),
+            Some(TransferError::OtherCluster { .. }) => return CLUSTER_MISMATCH,
+            _ => {}
         }
     }
     ERROR

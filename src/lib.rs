@@ -8,4 +8,5 @@ pub mod engine;
 pub mod engines;
 pub mod exit;
 pub mod logging;
+pub mod restore;
 pub mod ship;

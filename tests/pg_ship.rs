@@ -4,7 +4,7 @@
 
 mod support;
 
-use instarec::archive::{Archive, ArchiveSettings, EpochClaim};
+use instarec::archive::{Archive, ArchiveSettings, EpochClaim, S3Settings};
 use instarec::engines::postgres::layout::{self, WalKey};
 use instarec::engines::postgres::wal_transfer;
 use instarec_postgres::{Lsn, WalSegmentSize};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::process::GroupChild;
-use support::{PgOptions, Postgres};
+use support::{Moto, PgOptions, Postgres};
 
 struct Shipper {
     child: GroupChild,
@@ -63,11 +63,22 @@ fn rand_suffix() -> u64 {
 }
 
 fn write_config(dir: &Path, archive_url: &str, pg: &Postgres, extra_primary: &str) -> PathBuf {
+    write_config_with(dir, archive_url, pg, extra_primary, "")
+}
+
+/// `extra` is appended after [primary]: further sections.
+fn write_config_with(
+    dir: &Path,
+    archive_url: &str,
+    pg: &Postgres,
+    extra_primary: &str,
+    extra: &str,
+) -> PathBuf {
     let path = dir.join("instarec.toml");
     std::fs::write(
         &path,
         format!(
-            "[archive]\nurl = \"{archive_url}\"\n\n[primary]\nengine = \"postgres\"\nurl = \"{}\"\nflush_interval = \"200ms\"\n{extra_primary}\n",
+            "[archive]\nurl = \"{archive_url}\"\n\n[primary]\nengine = \"postgres\"\nurl = \"{}\"\nflush_interval = \"200ms\"\n{extra_primary}\n\n{extra}",
             pg.url()
         ),
     )
@@ -77,6 +88,28 @@ fn write_config(dir: &Path, archive_url: &str, pg: &Postgres, extra_primary: &st
 
 fn open_archive(url: &str) -> Archive {
     Archive::open(&ArchiveSettings::new(url)).unwrap()
+}
+
+fn s3_config_section(moto: &Moto) -> String {
+    format!(
+        "[archive.s3]\nendpoint = \"{}\"\nregion = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n",
+        moto.endpoint(),
+        moto.region(),
+        moto.access_key_id(),
+        moto.secret_access_key()
+    )
+}
+
+fn open_s3_archive(url: &str, moto: &Moto) -> Archive {
+    let mut settings = ArchiveSettings::new(url);
+    settings.s3 = S3Settings {
+        endpoint: Some(moto.endpoint()),
+        region: Some(moto.region().to_string()),
+        access_key_id: Some(moto.access_key_id().to_string()),
+        secret_access_key: Some(moto.secret_access_key().to_string()),
+        allow_http: true,
+    };
+    Archive::open(&settings).unwrap()
 }
 
 fn lsn(pg: &Postgres, sql: &str) -> Lsn {
@@ -403,4 +436,83 @@ fn an_archive_of_another_cluster_is_refused() {
         .map(|e| e.key)
         .collect();
     assert!(keys.is_empty(), "nothing written: {keys:?}");
+}
+
+#[test]
+fn ship_to_s3_archives_every_byte_identical_to_pg_wal() {
+    let moto = Moto::start();
+    let pg = start_pg();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("s3://{}/cluster-a", moto.bucket());
+    // [archive.s3] must follow [archive]'s keys, so it goes into the extra sections.
+    let config = write_config_with(dir.path(), &url, &pg, "", &s3_config_section(&moto));
+    assert!(pg.pgbench(&["-i", "-s", "1", "postgres"]).status.success());
+    let shipper = Shipper::start(&config);
+    pgbench_load(&pg, 3);
+    pg.psql("SELECT pg_switch_wal()");
+    pg.psql("CREATE TABLE after_switch(x int)");
+    let target = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
+    wait_flushed(&pg, target, Duration::from_secs(60), &shipper);
+    let log = shipper.log();
+    assert_eq!(shipper.stop(), 0, "clean stop; log:\n{log}");
+    let archive = open_s3_archive(&url, &moto);
+    runtime().block_on(assert_archive_matches_pg_wal(&archive, &pg, target));
+}
+
+#[test]
+fn primary_restart_is_followed_by_reconnect_without_a_gap() {
+    let mut pg = start_pg();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let config = write_config(dir.path(), &url, &pg, "");
+    let shipper = Shipper::start(&config);
+    pg.psql("CREATE TABLE before_restart AS SELECT generate_series(1, 10000) AS x");
+    let first = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
+    wait_flushed(&pg, first, Duration::from_secs(30), &shipper);
+    pg.restart();
+    pg.psql("CREATE TABLE after_restart AS SELECT generate_series(1, 10000) AS x");
+    pg.psql("SELECT pg_switch_wal()");
+    pg.psql("CREATE TABLE after_switch(x int)");
+    let target = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
+    wait_flushed(&pg, target, Duration::from_secs(60), &shipper);
+    let log = shipper.log();
+    assert!(log.contains("reconnect"), "the log says it reconnected:\n{log}");
+    assert_eq!(shipper.stop(), 0, "clean stop; log:\n{log}");
+    let archive = open_archive(&url);
+    runtime().block_on(assert_archive_matches_pg_wal(&archive, &pg, target));
+}
+
+#[test]
+fn metrics_endpoint_reports_uploads_and_durable_position() {
+    let pg = start_pg();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let port = support::free_port();
+    let config = write_config_with(
+        dir.path(),
+        &url,
+        &pg,
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let shipper = Shipper::start(&config);
+    pg.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS x");
+    let target = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
+    wait_flushed(&pg, target, Duration::from_secs(30), &shipper);
+    let body = support::http::request(port, "GET", "/metrics", &[], &[])
+        .expect("metrics endpoint answers")
+        .body_text();
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{body}"))
+    };
+    assert!(value("instarec_ship_uploaded_objects_total") >= 1.0, "{body}");
+    assert!(value("instarec_ship_uploaded_bytes_total") > 0.0, "{body}");
+    assert!(value("instarec_ship_durable_position") >= target.0 as f64, "{body}");
+    assert!(body.contains("instarec_ship_upload_seconds_bucket"), "{body}");
+    assert!(body.contains("instarec_ship_archive_lag_bytes"), "{body}");
+    assert_eq!(shipper.stop(), 0);
 }

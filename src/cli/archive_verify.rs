@@ -1,7 +1,10 @@
-//! `instarec archive verify`: read every object back and check it.
+//! `instarec archive verify`: read every object back and check it; for a
+//! PostgreSQL archive also check WAL continuity and page headers.
 
 use super::Context;
-use crate::archive::ClusterTag;
+use crate::archive::{ClusterRecord, ClusterTag, Engine};
+use crate::engines::postgres::layout::WAL_PREFIX;
+use crate::engines::postgres::wal_verify::{self, WalReport};
 use crate::exit::{CodedError, ARCHIVE_FAULT};
 
 #[derive(Debug, clap::Args)]
@@ -23,47 +26,119 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         archive = archive.bind_cluster(ClusterTag::of(c.engine, &c.system_id));
     }
     let report = archive.verify_all(&args.prefix).await?;
-    if args.json {
-        let faults: Vec<_> = report
-            .faults
-            .iter()
-            .map(|(key, err)| serde_json::json!({ "key": key, "error": err.to_string() }))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "archive": archive.url(),
-                "objects": report.objects,
-                "bytes": report.bytes,
-                "faults": faults,
-            })
-        );
-    } else {
-        for (key, err) in &report.faults {
-            println!("FAULT {key}: {err}");
+    let mut faults: Vec<(String, String)> = report
+        .faults
+        .iter()
+        .map(|(key, err)| (key.clone(), err.to_string()))
+        .collect();
+    let wal = match &cluster {
+        Some(c) if c.engine == Engine::Postgres && covers_wal(&args.prefix) => {
+            let wal = wal_verify::verify_wal(&archive, &c.system_id).await?;
+            merge_wal_faults(&mut faults, &wal, &args.prefix);
+            Some(wal)
         }
-        let owner = match &cluster {
-            Some(c) => format!("{} system {}", c.engine, c.system_id),
-            None => "no cluster record".into(),
-        };
-        println!(
-            "{}: {} objects, {} bytes, {} faults ({owner})",
-            archive.url(),
-            report.objects,
-            report.bytes,
-            report.faults.len()
-        );
+        _ => None,
+    };
+    if args.json {
+        print_json(&archive, &report, &faults, wal.as_ref());
+    } else {
+        print_text(&archive, &report, &faults, wal.as_ref(), cluster.as_ref());
     }
-    if report.faults.is_empty() {
+    if faults.is_empty() {
         Ok(())
     } else {
         Err(CodedError::new(
             ARCHIVE_FAULT,
             format!(
-                "archive verify found {} faulty objects; see the FAULT lines above, restore those keys from a replica of the bucket or re-ship them",
-                report.faults.len()
+                "archive verify found {} faults; see the FAULT lines above: restore those keys from a replica of the bucket or re-ship them",
+                faults.len()
             ),
         )
         .into())
+    }
+}
+
+/// Whether keys under `prefix` can include WAL.
+fn covers_wal(prefix: &str) -> bool {
+    WAL_PREFIX.starts_with(prefix) || prefix.starts_with(WAL_PREFIX)
+}
+
+/// Adds the WAL faults under `prefix`, except for keys the object walk
+/// already reported (a corrupt object's header can't be checked either).
+fn merge_wal_faults(faults: &mut Vec<(String, String)>, wal: &WalReport, prefix: &str) {
+    for f in &wal.faults {
+        let seen = faults.iter().any(|(key, _)| *key == f.key);
+        if !seen && (f.key.starts_with(prefix) || prefix.starts_with(&f.key)) {
+            faults.push((f.key.clone(), f.message.clone()));
+        }
+    }
+    faults.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+fn print_json(
+    archive: &crate::archive::Archive,
+    report: &crate::archive::VerifyReport,
+    faults: &[(String, String)],
+    wal: Option<&WalReport>,
+) {
+    let faults: Vec<_> = faults
+        .iter()
+        .map(|(key, error)| serde_json::json!({ "key": key, "error": error }))
+        .collect();
+    let wal = wal.map(|w| {
+        serde_json::json!({
+            "segment_size": w.segment_size.map(|s| s.bytes()),
+            "headers_checked": w.headers_checked,
+            "timelines": w.timelines.iter().map(|t| serde_json::json!({
+                "timeline": t.tli.0,
+                "segments": t.segments,
+                "first_segment": t.first.map(|s| s.0),
+                "last_segment": t.last.map(|s| s.0),
+            })).collect::<Vec<_>>(),
+        })
+    });
+    println!(
+        "{}",
+        serde_json::json!({
+            "archive": archive.url(),
+            "objects": report.objects,
+            "bytes": report.bytes,
+            "faults": faults,
+            "wal": wal,
+        })
+    );
+}
+
+fn print_text(
+    archive: &crate::archive::Archive,
+    report: &crate::archive::VerifyReport,
+    faults: &[(String, String)],
+    wal: Option<&WalReport>,
+    cluster: Option<&ClusterRecord>,
+) {
+    for (key, error) in faults {
+        println!("FAULT {key}: {error}");
+    }
+    let owner = match cluster {
+        Some(c) => format!("{} system {}", c.engine, c.system_id),
+        None => "no cluster record".into(),
+    };
+    println!(
+        "{}: {} objects, {} bytes, {} faults ({owner})",
+        archive.url(),
+        report.objects,
+        report.bytes,
+        faults.len()
+    );
+    if let Some(w) = wal {
+        let segments: u64 = w.timelines.iter().map(|t| t.segments).sum();
+        match w.segment_size {
+            Some(size) => println!(
+                "WAL: {segments} segments of {size} on {} timeline(s), {} page headers checked",
+                w.timelines.len(),
+                w.headers_checked
+            ),
+            None => println!("WAL: none archived"),
+        }
     }
 }

@@ -5,9 +5,12 @@
 mod archive_init;
 mod archive_ls;
 mod archive_verify;
+mod backup;
 mod config_check;
 mod context;
+mod restore;
 mod ship;
+mod standby;
 mod wal_fetch;
 mod wal_push;
 
@@ -52,11 +55,18 @@ pub enum Command {
     /// Manage the archive: init, ls, verify
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Take a base backup of [primary] into the archive; `backup list` shows them
+    Backup(backup::Args),
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Point-in-time restore of a backup plus archived WAL into a new data directory
+    Restore(restore::Args),
     /// Stream the primary's log into the archive (long-running)
     Ship(ship::Args),
+    /// Hot standbys fed from the archive: init
+    #[command(subcommand)]
+    Standby(standby::StandbyCommand),
     /// archive_command: archive one WAL, .history, .backup or .partial file
     WalPush(wal_push::Args),
     /// restore_command: fetch one file from the archive (exit 1 = absent)
@@ -92,8 +102,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(ArchiveCommand::Init(args)) => archive_init::run(&ctx, args).await,
         Command::Archive(ArchiveCommand::Ls(args)) => archive_ls::run(&ctx, args).await,
         Command::Archive(ArchiveCommand::Verify(args)) => archive_verify::run(&ctx, args).await,
+        Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
+        Command::Restore(args) => restore::run(&ctx, args).await,
         Command::Ship(args) => ship::run(&ctx, args).await,
+        Command::Standby(cmd) => standby::run(&ctx, cmd).await,
         Command::WalPush(args) => wal_push::run(&ctx, args).await,
         Command::WalFetch(args) => wal_fetch::run(&ctx, args).await,
     }

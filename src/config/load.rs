@@ -113,7 +113,8 @@ fn env_value(raw: &str) -> Value {
         "true" => Value::Boolean(true),
         "false" => Value::Boolean(false),
         _ => match raw.parse::<i64>() {
-            Ok(n) if !raw.starts_with('+') && !(raw.starts_with('0') && raw.len() > 1) => {
+            // "+5" and "007" stay strings: they are not how TOML writes integers.
+            Ok(n) if !raw.starts_with('+') && (!raw.starts_with('0') || raw.len() == 1) => {
                 Value::Integer(n)
             }
             _ => Value::String(raw.to_string()),

@@ -33,6 +33,7 @@ pub enum PgError {
     #[error("TLS to PostgreSQL at {addr} failed: {reason}")]
     Tls { addr: String, reason: String },
 
+    /// The server answered a command with an ErrorResponse.
     #[error("{}", server_text(.addr, .command, .severity, .code, .message, .detail, .hint))]
     Server {
         addr: String,
@@ -105,11 +106,17 @@ impl PgError {
     }
 
     pub(crate) fn io(addr: &str, source: io::Error) -> PgError {
-        PgError::Io { addr: addr.to_string(), source }
+        PgError::Io {
+            addr: addr.to_string(),
+            source,
+        }
     }
 
     pub(crate) fn protocol(addr: &str, detail: impl Into<String>) -> PgError {
-        PgError::Protocol { addr: addr.to_string(), detail: detail.into() }
+        PgError::Protocol {
+            addr: addr.to_string(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -137,8 +144,17 @@ mod tests {
 
     #[test]
     fn auth_error_says_what_to_check() {
-        let e = PgError::Auth { addr: "db:5432".into(), user: "rep".into(), kind: "replication", reason: "password authentication failed".into() };
+        let e = PgError::Auth {
+            addr: "db:5432".into(),
+            user: "rep".into(),
+            kind: "replication",
+            reason: "password authentication failed".into(),
+        };
         let s = e.to_string();
-        assert!(s.contains("db:5432") && s.contains("pg_hba.conf allows a replication connection for user rep"), "{s}");
+        assert!(
+            s.contains("db:5432")
+                && s.contains("pg_hba.conf allows a replication connection for user rep"),
+            "{s}"
+        );
     }
 }

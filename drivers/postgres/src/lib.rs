@@ -2,6 +2,10 @@
 //! cannot open replication connections), LSN and WAL segment arithmetic, WAL file
 //! names and page headers, and ordinary SQL connections for server control.
 
+// PgError::Server keeps the server's ErrorResponse fields flat so callers can match
+// `PgError::Server { code, .. }`; errors are rare, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod conn;
 pub mod error;
 pub mod lsn;
@@ -15,6 +19,10 @@ pub use conn::config::{ConfigError, ConnConfig, SslMode};
 pub use error::PgError;
 pub use lsn::{Lsn, ParseLsnError, TimelineId};
 pub use page::{XLogLongPageHeader, XLogPageHeader};
+pub use replication::base_backup::{
+    BackupLabel, BackupMessage, BackupTablespace, BaseBackupOptions, BaseBackupStream,
+    CheckpointMode, InvalidBackupLabel,
+};
 pub use replication::client::ReplicationClient;
 pub use replication::keepalive::PrimaryKeepalive;
 pub use replication::message::{MessageError, ReplicationMessage};
@@ -26,4 +34,6 @@ pub use replication::timestamp::PgTimestamp;
 pub use replication::xlog_data::XLogData;
 pub use segment::{SegmentNo, WalSegmentSize};
 pub use sql::connect_sql;
+/// The SQL client type `connect_sql` returns, re-exported so callers need no own dependency.
+pub use tokio_postgres;
 pub use wal_file::{WalFileKind, WalFileName};

@@ -40,7 +40,9 @@ impl FromStr for Lsn {
     type Err = ParseLsnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseLsnError { input: s.to_string() };
+        let err = || ParseLsnError {
+            input: s.to_string(),
+        };
         let (hi, lo) = s.split_once('/').ok_or_else(err)?;
         let half = |h: &str| {
             if h.is_empty() || h.len() > 8 {
@@ -80,7 +82,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_lsns() {
-        for bad in ["", "/", "0/", "/0", "1", "0x1/0", "1/2/3", "123456789/0", "G/0", "-1/0", " 1/0"] {
+        for bad in [
+            "",
+            "/",
+            "0/",
+            "/0",
+            "1",
+            "0x1/0",
+            "1/2/3",
+            "123456789/0",
+            "G/0",
+            "-1/0",
+            " 1/0",
+        ] {
             assert!(bad.parse::<Lsn>().is_err(), "{bad:?} should not parse");
         }
         let msg = "zz".parse::<Lsn>().unwrap_err().to_string();

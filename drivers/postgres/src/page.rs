@@ -59,14 +59,24 @@ pub enum PageHeaderError {
 impl XLogPageHeader {
     pub fn parse(buf: &[u8]) -> Result<Self, PageHeaderError> {
         if buf.len() < SHORT_HEADER_LEN {
-            return Err(PageHeaderError::Truncated { need: SHORT_HEADER_LEN, have: buf.len() });
+            return Err(PageHeaderError::Truncated {
+                need: SHORT_HEADER_LEN,
+                have: buf.len(),
+            });
         }
         let info = le_u16(buf, 2);
         let long = if info & XLP_LONG_HEADER != 0 {
             if buf.len() < LONG_HEADER_LEN {
-                return Err(PageHeaderError::Truncated { need: LONG_HEADER_LEN, have: buf.len() });
+                return Err(PageHeaderError::Truncated {
+                    need: LONG_HEADER_LEN,
+                    have: buf.len(),
+                });
             }
-            Some(XLogLongPageHeader { system_id: le_u64(buf, 24), seg_size: le_u32(buf, 32), blcksz: le_u32(buf, 36) })
+            Some(XLogLongPageHeader {
+                system_id: le_u64(buf, 24),
+                seg_size: le_u32(buf, 32),
+                blcksz: le_u32(buf, 36),
+            })
         } else {
             None
         };
@@ -117,13 +127,16 @@ mod tests {
     // First 40 bytes of 000000010000000000000001 from a PostgreSQL 15 cluster made
     // with `initdb --wal-segsize 32` (system identifier 7712889832133767100).
     const FIRST_PAGE: [u8; 40] = [
-        0x10, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, //
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xbc, 0x2f, 0x0e, 0x0c, 0x70, 0xb0, 0x09, 0x6b, //
+        0x10, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+        0x00, //
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xbc, 0x2f, 0x0e, 0x0c, 0x70, 0xb0, 0x09,
+        0x6b, //
         0x00, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00,
     ];
     // The header of the second page (offset 8192) of the same segment.
     const SECOND_PAGE: [u8; 24] = [
-        0x10, 0xd1, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, //
+        0x10, 0xd1, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x02, 0x00, 0x00, 0x00,
+        0x00, //
         0x35, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
 
@@ -154,8 +167,17 @@ mod tests {
 
     #[test]
     fn truncated_headers_are_errors_not_panics() {
-        assert_eq!(XLogPageHeader::parse(&FIRST_PAGE[..23]), Err(PageHeaderError::Truncated { need: 24, have: 23 }));
-        assert_eq!(XLogPageHeader::parse(&FIRST_PAGE[..39]), Err(PageHeaderError::Truncated { need: 40, have: 39 }));
-        assert_eq!(XLogPageHeader::parse(&[]), Err(PageHeaderError::Truncated { need: 24, have: 0 }));
+        assert_eq!(
+            XLogPageHeader::parse(&FIRST_PAGE[..23]),
+            Err(PageHeaderError::Truncated { need: 24, have: 23 })
+        );
+        assert_eq!(
+            XLogPageHeader::parse(&FIRST_PAGE[..39]),
+            Err(PageHeaderError::Truncated { need: 40, have: 39 })
+        );
+        assert_eq!(
+            XLogPageHeader::parse(&[]),
+            Err(PageHeaderError::Truncated { need: 24, have: 0 })
+        );
     }
 }

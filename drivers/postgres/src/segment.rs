@@ -24,9 +24,13 @@ impl fmt::Display for SegmentNo {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SegmentSizeError {
-    #[error("invalid WAL segment size {bytes} bytes: it must be a power of two between 1MB and 1GB")]
+    #[error(
+        "invalid WAL segment size {bytes} bytes: it must be a power of two between 1MB and 1GB"
+    )]
     OutOfRange { bytes: u64 },
-    #[error("cannot read WAL segment size {input:?}: expected a number with kB, MB or GB, like 16MB")]
+    #[error(
+        "cannot read WAL segment size {input:?}: expected a number with kB, MB or GB, like 16MB"
+    )]
     Unparsable { input: String },
 }
 
@@ -41,7 +45,9 @@ impl WalSegmentSize {
 
     /// Parses the value of `SHOW wal_segment_size`: "16MB", "1GB", "64MB" (or a plain byte count).
     pub fn from_show_value(value: &str) -> Result<Self, SegmentSizeError> {
-        let unparsable = || SegmentSizeError::Unparsable { input: value.to_string() };
+        let unparsable = || SegmentSizeError::Unparsable {
+            input: value.to_string(),
+        };
         let v = value.trim();
         let digits_end = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
         let number: u64 = v[..digits_end].parse().map_err(|_| unparsable())?;
@@ -106,17 +112,38 @@ mod tests {
 
     #[test]
     fn parses_show_output() {
-        assert_eq!(WalSegmentSize::from_show_value("16MB").unwrap().bytes(), 16 * MIB);
-        assert_eq!(WalSegmentSize::from_show_value("64MB").unwrap().bytes(), 64 * MIB);
-        assert_eq!(WalSegmentSize::from_show_value("1GB").unwrap().bytes(), 1 << 30);
-        assert_eq!(WalSegmentSize::from_show_value("1024kB").unwrap().bytes(), MIB);
-        assert_eq!(WalSegmentSize::from_show_value("16777216").unwrap().bytes(), 16 * MIB);
+        assert_eq!(
+            WalSegmentSize::from_show_value("16MB").unwrap().bytes(),
+            16 * MIB
+        );
+        assert_eq!(
+            WalSegmentSize::from_show_value("64MB").unwrap().bytes(),
+            64 * MIB
+        );
+        assert_eq!(
+            WalSegmentSize::from_show_value("1GB").unwrap().bytes(),
+            1 << 30
+        );
+        assert_eq!(
+            WalSegmentSize::from_show_value("1024kB").unwrap().bytes(),
+            MIB
+        );
+        assert_eq!(
+            WalSegmentSize::from_show_value("16777216").unwrap().bytes(),
+            16 * MIB
+        );
         assert!(WalSegmentSize::from_show_value("16 MiB").is_err());
         assert!(WalSegmentSize::from_show_value("MB").is_err());
         assert!(WalSegmentSize::from_show_value("3MB").is_err());
         assert!(WalSegmentSize::from_show_value("99999999999999999999GB").is_err());
-        assert_eq!(WalSegmentSize::from_show_value("1GB").unwrap().to_string(), "1GB");
-        assert_eq!(WalSegmentSize::from_show_value("32MB").unwrap().to_string(), "32MB");
+        assert_eq!(
+            WalSegmentSize::from_show_value("1GB").unwrap().to_string(),
+            "1GB"
+        );
+        assert_eq!(
+            WalSegmentSize::from_show_value("32MB").unwrap().to_string(),
+            "32MB"
+        );
     }
 
     #[test]
@@ -138,6 +165,9 @@ mod tests {
         assert_eq!(size.segments_per_xlog_id(), 4);
         assert_eq!(size.segment_of(lsn), SegmentNo(11));
         assert_eq!(size.offset_in_segment(lsn), 0x28);
-        assert_eq!(size.segment_start(SegmentNo(11)), "2/C0000000".parse().unwrap());
+        assert_eq!(
+            size.segment_start(SegmentNo(11)),
+            "2/C0000000".parse().unwrap()
+        );
     }
 }

@@ -15,7 +15,10 @@ pub async fn connect_sql(cfg: &ConnConfig) -> Result<tokio_postgres::Client, PgE
     } else {
         tp.host(&cfg.host);
     }
-    tp.port(cfg.port).user(&cfg.user).dbname(&cfg.dbname).connect_timeout(cfg.connect_timeout());
+    tp.port(cfg.port)
+        .user(&cfg.user)
+        .dbname(&cfg.dbname)
+        .connect_timeout(cfg.connect_timeout());
     if let Some(p) = &cfg.password {
         tp.password(p);
     }
@@ -29,22 +32,49 @@ pub async fn connect_sql(cfg: &ConnConfig) -> Result<tokio_postgres::Client, PgE
         SslMode::Allow | SslMode::Prefer => TpSslMode::Prefer,
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => TpSslMode::Require,
     });
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls::client_config(cfg).await?).clone());
     let addr = cfg.addr();
+    // Like libpq, never TLS over a Unix socket (the rustls connector would reject the
+    // socket path as a server name before tokio-postgres could skip TLS).
+    if cfg.is_unix_socket() {
+        let (client, connection) = tp
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| sql_error(cfg, e))?;
+        spawn_connection(addr, connection);
+        return Ok(client);
+    }
+    let tls =
+        tokio_postgres_rustls::MakeRustlsConnect::new((*tls::client_config(cfg).await?).clone());
     let (client, connection) = tp.connect(tls).await.map_err(|e| sql_error(cfg, e))?;
+    spawn_connection(addr, connection);
+    Ok(client)
+}
+
+fn spawn_connection<S, T>(addr: String, connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(%addr, "SQL connection ended: {e}");
         }
     });
-    Ok(client)
 }
 
 fn sql_error(cfg: &ConnConfig, e: tokio_postgres::Error) -> PgError {
     if let Some(db) = e.as_db_error() {
         if db.code().code().starts_with("28") {
-            return PgError::Auth { addr: cfg.addr(), user: cfg.user.clone(), kind: "database", reason: db.message().to_string() };
+            return PgError::Auth {
+                addr: cfg.addr(),
+                user: cfg.user.clone(),
+                kind: "database",
+                reason: db.message().to_string(),
+            };
         }
     }
-    PgError::Sql { addr: cfg.addr(), source: e }
+    PgError::Sql {
+        addr: cfg.addr(),
+        source: e,
+    }
 }

@@ -7,5 +7,6 @@ pub mod resume;
 pub mod segment_buffer;
 pub mod source;
 pub mod wal_transfer;
+pub mod wal_verify;
 
 pub use source::{PgSource, PgSourceOptions};

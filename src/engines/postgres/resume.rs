@@ -27,6 +27,9 @@ impl ResumePoint {
     }
 }
 
+/// A part's [start, end) within its segment, and its key.
+type PartRange = (u64, u64, String);
+
 /// Finds the resume point on the newest timeline that has WAL in the archive.
 pub async fn find(
     archive: &Archive,
@@ -34,7 +37,7 @@ pub async fn find(
 ) -> Result<Option<ResumePoint>, ArchiveError> {
     let entries = archive.list(layout::WAL_PREFIX).await?;
     let mut complete: BTreeMap<TimelineId, BTreeSet<SegmentNo>> = BTreeMap::new();
-    let mut parts: BTreeMap<(TimelineId, SegmentNo), Vec<(u64, u64, String)>> = BTreeMap::new();
+    let mut parts: BTreeMap<(TimelineId, SegmentNo), Vec<PartRange>> = BTreeMap::new();
     for e in entries {
         match layout::parse_key(&e.key, size) {
             WalKey::Segment { tli, seg } => {

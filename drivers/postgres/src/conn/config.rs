@@ -60,7 +60,11 @@ impl FromStr for SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(ConfigError::SslMode { value: other.to_string() }),
+            other => {
+                return Err(ConfigError::SslMode {
+                    value: other.to_string(),
+                })
+            }
         })
     }
 }
@@ -69,7 +73,9 @@ impl FromStr for SslMode {
 pub enum ConfigError {
     #[error("invalid PostgreSQL URL {url}: {reason}; write it like postgres://user:password@host:5432/dbname?sslmode=require")]
     Url { url: String, reason: String },
-    #[error("invalid sslmode {value:?}: use disable, allow, prefer, require, verify-ca or verify-full")]
+    #[error(
+        "invalid sslmode {value:?}: use disable, allow, prefer, require, verify-ca or verify-full"
+    )]
     SslMode { value: String },
     #[error("unsupported PostgreSQL URL parameter {name:?} in {url}: supported are host, port, user, password, dbname, sslmode, sslrootcert, application_name, connect_timeout")]
     UnknownParameter { url: String, name: String },
@@ -93,7 +99,9 @@ pub struct ConnConfig {
 // Hand-written so the password never reaches a log line through `{:?}`.
 impl fmt::Debug for ConnConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ConnConfig").field(&self.masked_url()).finish()
+        f.debug_tuple("ConnConfig")
+            .field(&self.masked_url())
+            .finish()
     }
 }
 
@@ -104,8 +112,14 @@ impl ConnConfig {
     }
 
     /// Like [`ConnConfig::from_url`], with the environment given as a function (for tests).
-    pub fn from_url_with_env(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let bad = |reason: &str| ConfigError::Url { url: mask_raw(url), reason: reason.to_string() };
+    pub fn from_url_with_env(
+        url: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let bad = |reason: &str| ConfigError::Url {
+            url: mask_raw(url),
+            reason: reason.to_string(),
+        };
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
@@ -123,7 +137,10 @@ impl ConnConfig {
             None => (None, authority),
         };
         let decode = |s: &str| -> Result<String, ConfigError> {
-            percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| bad("it is not valid UTF-8 after percent-decoding"))
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| bad("it is not valid UTF-8 after percent-decoding"))
         };
 
         let mut user = None;
@@ -142,7 +159,9 @@ impl ConnConfig {
         }
 
         let (host, port_str) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("an IPv6 host needs a closing ]"))?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("an IPv6 host needs a closing ]"))?;
             (h.to_string(), after.strip_prefix(':'))
         } else {
             match hostport.rsplit_once(':') {
@@ -150,10 +169,19 @@ impl ConnConfig {
                 None => (decode(hostport)?, None),
             }
         };
-        let parse_port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("the port is not a number from 1 to 65535"));
+        let parse_port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))
+        };
 
         let mut cfg = ConnConfig {
-            host: if host.is_empty() { "localhost".to_string() } else { host },
+            host: if host.is_empty() {
+                "localhost".to_string()
+            } else {
+                host
+            },
             port: match port_str {
                 Some(p) if !p.is_empty() => parse_port(p)?,
                 _ => DEFAULT_PORT,
@@ -175,19 +203,32 @@ impl ConnConfig {
                 "sslrootcert" => cfg.sslrootcert = Some(PathBuf::from(v)),
                 "application_name" => cfg.application_name = Some(v),
                 "connect_timeout" => {
-                    let secs: u64 = v.parse().map_err(|_| bad("connect_timeout must be whole seconds"))?;
-                    cfg.connect_timeout = if secs == 0 { None } else { Some(Duration::from_secs(secs)) };
+                    let secs: u64 = v
+                        .parse()
+                        .map_err(|_| bad("connect_timeout must be whole seconds"))?;
+                    cfg.connect_timeout = if secs == 0 {
+                        None
+                    } else {
+                        Some(Duration::from_secs(secs))
+                    };
                 }
                 "host" => cfg.host = v,
                 "port" => cfg.port = parse_port(&v)?,
                 "user" => user = Some(v),
                 "password" => cfg.password = Some(v),
                 "dbname" => cfg.dbname = v,
-                _ => return Err(ConfigError::UnknownParameter { url: mask_raw(url), name: k }),
+                _ => {
+                    return Err(ConfigError::UnknownParameter {
+                        url: mask_raw(url),
+                        name: k,
+                    })
+                }
             }
         }
 
-        cfg.user = user.or_else(|| env("PGUSER")).unwrap_or_else(|| "postgres".to_string());
+        cfg.user = user
+            .or_else(|| env("PGUSER"))
+            .unwrap_or_else(|| "postgres".to_string());
         if cfg.dbname.is_empty() {
             cfg.dbname = cfg.user.clone();
         }
@@ -250,7 +291,10 @@ impl ConnConfig {
         if let Some(t) = self.connect_timeout {
             params.push(("connect_timeout", t.as_secs().to_string()));
         }
-        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
         url.push('?');
         url.push_str(&query.join("&"));
         url
@@ -267,12 +311,19 @@ impl FromStr for ConnConfig {
 
 /// Masks the password of a URL we could not parse, so error messages never show it.
 fn mask_raw(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let after = &url[scheme_end + 3..];
     let authority_end = after.find(['/', '?']).unwrap_or(after.len());
     match after[..authority_end].rfind('@') {
         Some(at) => match after[..at].find(':') {
-            Some(colon) => format!("{}{}:****{}", &url[..scheme_end + 3], &after[..colon], &after[at..]),
+            Some(colon) => format!(
+                "{}{}:****{}",
+                &url[..scheme_end + 3],
+                &after[..colon],
+                &after[at..]
+            ),
             None => url.to_string(),
         },
         None => url.to_string(),
@@ -315,7 +366,10 @@ mod tests {
         assert_eq!(cfg.sslmode, SslMode::Prefer);
         assert_eq!(cfg.connect_timeout(), DEFAULT_CONNECT_TIMEOUT);
         let cfg = ConnConfig::from_url_with_env("postgres://", no_env).unwrap();
-        assert_eq!((cfg.host.as_str(), cfg.user.as_str()), ("localhost", "postgres"));
+        assert_eq!(
+            (cfg.host.as_str(), cfg.user.as_str()),
+            ("localhost", "postgres")
+        );
     }
 
     #[test]
@@ -338,7 +392,11 @@ mod tests {
         assert_eq!(cfg.host, "::1");
         assert_eq!(cfg.port, 5433);
         assert_eq!(cfg.addr(), "[::1]:5433");
-        let cfg = ConnConfig::from_url_with_env("postgres://u@/d?host=/var/run/postgresql&port=5434", no_env).unwrap();
+        let cfg = ConnConfig::from_url_with_env(
+            "postgres://u@/d?host=/var/run/postgresql&port=5434",
+            no_env,
+        )
+        .unwrap();
         assert!(cfg.is_unix_socket());
         assert_eq!(cfg.addr(), "/var/run/postgresql/.s.PGSQL.5434");
         let cfg = ConnConfig::from_url_with_env("postgres://u@%2Ftmp/d", no_env).unwrap();
@@ -347,7 +405,9 @@ mod tests {
 
     #[test]
     fn masks_password() {
-        let cfg = ConnConfig::from_url_with_env("postgres://u:secret@h:5432/d?sslmode=require", no_env).unwrap();
+        let cfg =
+            ConnConfig::from_url_with_env("postgres://u:secret@h:5432/d?sslmode=require", no_env)
+                .unwrap();
         let masked = cfg.masked_url();
         assert_eq!(masked, "postgres://u:****@h:5432/d?sslmode=require");
         assert!(!format!("{cfg:?}").contains("secret"));
@@ -361,18 +421,38 @@ mod tests {
         .unwrap();
         let back = ConnConfig::from_url_with_env(&cfg.masked_url(), no_env).unwrap();
         assert_eq!(back.password.as_deref(), Some("****"));
-        assert_eq!(ConnConfig { password: Some("x".into()), ..back }, cfg);
+        assert_eq!(
+            ConnConfig {
+                password: Some("x".into()),
+                ..back
+            },
+            cfg
+        );
     }
 
     #[test]
     fn errors_name_the_problem_without_the_password() {
-        let err = ConnConfig::from_url_with_env("mysql://u:secret@h/d", no_env).unwrap_err().to_string();
-        assert!(err.contains("postgres://") && !err.contains("secret"), "{err}");
-        let err = ConnConfig::from_url_with_env("postgres://u:secret@h:99999/d", no_env).unwrap_err().to_string();
-        assert!(err.contains("port") && !err.contains("secret") && err.contains("u:****@h:99999"), "{err}");
-        let err = ConnConfig::from_url_with_env("postgres://h/d?sslmode=on", no_env).unwrap_err().to_string();
+        let err = ConnConfig::from_url_with_env("mysql://u:secret@h/d", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains("secret"),
+            "{err}"
+        );
+        let err = ConnConfig::from_url_with_env("postgres://u:secret@h:99999/d", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("port") && !err.contains("secret") && err.contains("u:****@h:99999"),
+            "{err}"
+        );
+        let err = ConnConfig::from_url_with_env("postgres://h/d?sslmode=on", no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"on\""), "{err}");
-        let err = ConnConfig::from_url_with_env("postgres://h/d?sslcert=x", no_env).unwrap_err().to_string();
+        let err = ConnConfig::from_url_with_env("postgres://h/d?sslcert=x", no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"sslcert\""), "{err}");
     }
 }

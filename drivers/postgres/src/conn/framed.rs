@@ -42,7 +42,12 @@ pub(crate) struct Framed {
 
 impl Framed {
     pub(crate) fn new(io: Box<dyn PgIo>, addr: String) -> Self {
-        Framed { io, rbuf: BytesMut::with_capacity(64 * 1024), wbuf: BytesMut::with_capacity(1024), addr }
+        Framed {
+            io,
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            wbuf: BytesMut::with_capacity(1024),
+            addr,
+        }
     }
 
     /// Bytes already read from the socket but not yet framed. Must be empty when the
@@ -61,9 +66,16 @@ impl Framed {
             if let Some(msg) = self.try_parse()? {
                 return Ok(msg);
             }
-            let n = self.io.read_buf(&mut self.rbuf).await.map_err(|e| PgError::io(&self.addr, e))?;
+            let n = self
+                .io
+                .read_buf(&mut self.rbuf)
+                .await
+                .map_err(|e| PgError::io(&self.addr, e))?;
             if n == 0 {
-                return Err(PgError::Closed { addr: self.addr.clone(), context: String::new() });
+                return Err(PgError::Closed {
+                    addr: self.addr.clone(),
+                    context: String::new(),
+                });
             }
         }
     }
@@ -71,21 +83,36 @@ impl Framed {
     /// Reads exactly one byte that is not a framed message (the answer to SSLRequest).
     pub(crate) async fn read_byte(&mut self) -> Result<u8, PgError> {
         if self.rbuf.is_empty() {
-            let n = self.io.read_buf(&mut self.rbuf).await.map_err(|e| PgError::io(&self.addr, e))?;
+            let n = self
+                .io
+                .read_buf(&mut self.rbuf)
+                .await
+                .map_err(|e| PgError::io(&self.addr, e))?;
             if n == 0 {
-                return Err(PgError::Closed { addr: self.addr.clone(), context: " during TLS negotiation".into() });
+                return Err(PgError::Closed {
+                    addr: self.addr.clone(),
+                    context: " during TLS negotiation".into(),
+                });
             }
         }
         Ok(self.rbuf.get_u8())
     }
 
     fn try_parse(&mut self) -> Result<Option<Backend>, PgError> {
-        let Some(header) = backend::Header::parse(&self.rbuf).map_err(|e| PgError::protocol(&self.addr, e.to_string()))? else {
+        let Some(header) = backend::Header::parse(&self.rbuf)
+            .map_err(|e| PgError::protocol(&self.addr, e.to_string()))?
+        else {
             return Ok(None);
         };
         let total = header.len() as usize + 1;
         if total > MAX_FRAME {
-            return Err(PgError::protocol(&self.addr, format!("message '{}' of {total} bytes exceeds the {MAX_FRAME}-byte limit", header.tag() as char)));
+            return Err(PgError::protocol(
+                &self.addr,
+                format!(
+                    "message '{}' of {total} bytes exceeds the {MAX_FRAME}-byte limit",
+                    header.tag() as char
+                ),
+            ));
         }
         if self.rbuf.len() < total {
             self.rbuf.reserve(total - self.rbuf.len());
@@ -110,8 +137,14 @@ impl Framed {
 
     /// Sends everything in `wbuf`.
     pub(crate) async fn flush(&mut self) -> Result<(), PgError> {
-        self.io.write_all_buf(&mut self.wbuf).await.map_err(|e| PgError::io(&self.addr, e))?;
-        self.io.flush().await.map_err(|e| PgError::io(&self.addr, e))
+        self.io
+            .write_all_buf(&mut self.wbuf)
+            .await
+            .map_err(|e| PgError::io(&self.addr, e))?;
+        self.io
+            .flush()
+            .await
+            .map_err(|e| PgError::io(&self.addr, e))
     }
 }
 
@@ -155,5 +188,99 @@ impl ErrorFields {
             detail: self.detail,
             hint: self.hint,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use tokio::io::AsyncWriteExt;
+
+    /// CopyData frames of `n` bytes each, byte i of frame f being (f + i) as u8.
+    fn copy_data_frames(count: usize, n: usize) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for f in 0..count {
+            out.put_u8(b'd');
+            out.put_u32(4 + n as u32);
+            out.extend((0..n).map(|i| (f + i) as u8));
+        }
+        out.to_vec()
+    }
+
+    /// A 64-byte pipe makes every frame arrive in pieces, and the yield branch drops the
+    /// read future after each piece: a reader that kept partial frames in a local buffer
+    /// would lose them here.
+    #[tokio::test]
+    async fn read_is_cancel_safe_across_partial_frames() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut framed = Framed::new(Box::new(client), "test:0".into());
+        let (count, n) = (20, 5000);
+        let bytes = copy_data_frames(count, n);
+        let writer = tokio::spawn(async move {
+            for chunk in bytes.chunks(37) {
+                server.write_all(chunk).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            // Dropping the pipe here turns a reader that lost bytes into an EOF error, not a hang.
+        });
+        let (mut got, mut cancelled) = (0, 0);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while got < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {got} of {count} frames within 10s"
+            );
+            tokio::select! {
+                biased;
+                msg = framed.read() => match msg.unwrap() {
+                    Backend::Message(backend::Message::CopyData(body)) => {
+                        let expected: Vec<u8> = (0..n).map(|i| (got + i) as u8).collect();
+                        assert_eq!(body.data(), &expected[..], "frame {got} intact");
+                        got += 1;
+                    }
+                    _ => panic!("expected CopyData"),
+                },
+                _ = tokio::task::yield_now() => cancelled += 1,
+            }
+        }
+        assert!(
+            cancelled > count,
+            "reads were cancelled mid-frame only {cancelled} times"
+        );
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_allocating() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut framed = Framed::new(Box::new(client), "test:0".into());
+        server
+            .write_all(&[b'd', 0x7F, 0xFF, 0xFF, 0xFF])
+            .await
+            .unwrap();
+        match framed.read().await {
+            Err(PgError::Protocol { detail, .. }) => {
+                assert!(detail.contains("exceeds"), "{detail}")
+            }
+            _ => panic!("an oversized frame was accepted"),
+        }
+    }
+
+    #[tokio::test]
+    async fn copy_both_response_is_recognised() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut framed = Framed::new(Box::new(client), "test:0".into());
+        // CopyBothResponse: binary format, zero columns.
+        server
+            .write_all(&[b'W', 0, 0, 0, 7, 0, 0, 0])
+            .await
+            .unwrap();
+        assert!(matches!(
+            framed.read().await.unwrap(),
+            Backend::CopyBothResponse
+        ));
+        drop(server);
+        assert!(matches!(framed.read().await, Err(PgError::Closed { .. })));
     }
 }

@@ -19,39 +19,65 @@ impl ResultSet {
     pub(crate) fn only_row(&self, addr: &str, command: &str) -> Result<&[Option<Bytes>], PgError> {
         match self.rows.as_slice() {
             [row] => Ok(row),
-            rows => Err(PgError::protocol(addr, format!("{command} returned {} rows, expected 1", rows.len()))),
+            rows => Err(PgError::protocol(
+                addr,
+                format!("{command} returned {} rows, expected 1", rows.len()),
+            )),
         }
     }
 
     /// Column `name` of `row` as UTF-8 text, None for NULL.
-    pub(crate) fn text<'a>(&self, row: &'a [Option<Bytes>], name: &str, addr: &str, command: &str) -> Result<Option<&'a str>, PgError> {
-        let idx = self
-            .columns
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| PgError::protocol(addr, format!("{command} returned no column {name:?} (columns: {:?})", self.columns)))?;
+    pub(crate) fn text<'a>(
+        &self,
+        row: &'a [Option<Bytes>],
+        name: &str,
+        addr: &str,
+        command: &str,
+    ) -> Result<Option<&'a str>, PgError> {
+        let idx = self.columns.iter().position(|c| c == name).ok_or_else(|| {
+            PgError::protocol(
+                addr,
+                format!(
+                    "{command} returned no column {name:?} (columns: {:?})",
+                    self.columns
+                ),
+            )
+        })?;
         match row.get(idx).and_then(|v| v.as_ref()) {
             None => Ok(None),
-            Some(b) => std::str::from_utf8(b).map(Some).map_err(|_| PgError::protocol(addr, format!("{command} column {name:?} is not UTF-8"))),
+            Some(b) => std::str::from_utf8(b).map(Some).map_err(|_| {
+                PgError::protocol(addr, format!("{command} column {name:?} is not UTF-8"))
+            }),
         }
     }
 }
 
 /// Sends a query and reads up to ReadyForQuery, returning its result sets. On an
 /// ErrorResponse it still reads up to ReadyForQuery, so the connection stays usable.
-pub(crate) async fn simple_query(framed: &mut Framed, sql: &str) -> Result<Vec<ResultSet>, PgError> {
-    frontend::query(sql, &mut framed.wbuf).map_err(|e| PgError::protocol(&framed.addr, e.to_string()))?;
+pub(crate) async fn simple_query(
+    framed: &mut Framed,
+    sql: &str,
+) -> Result<Vec<ResultSet>, PgError> {
+    frontend::query(sql, &mut framed.wbuf)
+        .map_err(|e| PgError::protocol(&framed.addr, e.to_string()))?;
     framed.flush().await?;
     read_results(framed, sql).await
 }
 
 /// Reads result sets up to ReadyForQuery (also used after a replication stream ends).
-pub(crate) async fn read_results(framed: &mut Framed, command: &str) -> Result<Vec<ResultSet>, PgError> {
+pub(crate) async fn read_results(
+    framed: &mut Framed,
+    command: &str,
+) -> Result<Vec<ResultSet>, PgError> {
     read_results_after(framed, command, None).await
 }
 
 /// Like [`read_results`], starting with `first`, a message the caller already read.
-pub(crate) async fn read_results_after(framed: &mut Framed, command: &str, mut first: Option<Message>) -> Result<Vec<ResultSet>, PgError> {
+pub(crate) async fn read_results_after(
+    framed: &mut Framed,
+    command: &str,
+    mut first: Option<Message>,
+) -> Result<Vec<ResultSet>, PgError> {
     let mut sets = Vec::new();
     let mut current: Option<ResultSet> = None;
     let mut error: Option<PgError> = None;
@@ -60,7 +86,12 @@ pub(crate) async fn read_results_after(framed: &mut Framed, command: &str, mut f
             Some(m) => m,
             None => match framed.read().await? {
                 Backend::Message(m) => m,
-                Backend::CopyBothResponse => return Err(PgError::protocol(&framed.addr, format!("{command} started a replication stream unexpectedly"))),
+                Backend::CopyBothResponse => {
+                    return Err(PgError::protocol(
+                        &framed.addr,
+                        format!("{command} started a replication stream unexpectedly"),
+                    ))
+                }
                 Backend::NegotiateProtocolVersion => continue,
             },
         };
@@ -71,10 +102,18 @@ pub(crate) async fn read_results_after(framed: &mut Framed, command: &str, mut f
                     .map(|f| Ok(f.name().to_string()))
                     .collect()
                     .map_err(|e| PgError::protocol(&framed.addr, e.to_string()))?;
-                current = Some(ResultSet { columns, rows: Vec::new() });
+                current = Some(ResultSet {
+                    columns,
+                    rows: Vec::new(),
+                });
             }
             Message::DataRow(body) => {
-                let set = current.as_mut().ok_or_else(|| PgError::protocol(&framed.addr, format!("{command}: DataRow without RowDescription")))?;
+                let set = current.as_mut().ok_or_else(|| {
+                    PgError::protocol(
+                        &framed.addr,
+                        format!("{command}: DataRow without RowDescription"),
+                    )
+                })?;
                 let buf = body.buffer_bytes().clone();
                 let row = body
                     .ranges()
@@ -89,7 +128,8 @@ pub(crate) async fn read_results_after(framed: &mut Framed, command: &str, mut f
                 }
             }
             Message::ErrorResponse(body) => {
-                error = Some(ErrorFields::from_fields(body.fields()).into_error(&framed.addr, command));
+                error =
+                    Some(ErrorFields::from_fields(body.fields()).into_error(&framed.addr, command));
             }
             Message::NoticeResponse(body) => {
                 let f = ErrorFields::from_fields(body.fields());
@@ -102,7 +142,12 @@ pub(crate) async fn read_results_after(framed: &mut Framed, command: &str, mut f
                     None => Ok(sets),
                 };
             }
-            _ => return Err(PgError::protocol(&framed.addr, format!("unexpected message in reply to {command}"))),
+            _ => {
+                return Err(PgError::protocol(
+                    &framed.addr,
+                    format!("unexpected message in reply to {command}"),
+                ))
+            }
         }
     }
 }

@@ -42,7 +42,10 @@ pub(crate) async fn connect(cfg: &ConnConfig, kind: SessionKind) -> Result<Sessi
     let after = cfg.connect_timeout();
     match tokio::time::timeout(after, connect_untimed(cfg, kind)).await {
         Ok(r) => r,
-        Err(_) => Err(PgError::ConnectTimeout { addr: cfg.addr(), after }),
+        Err(_) => Err(PgError::ConnectTimeout {
+            addr: cfg.addr(),
+            after,
+        }),
     }
 }
 
@@ -50,7 +53,9 @@ async fn connect_untimed(cfg: &ConnConfig, kind: SessionKind) -> Result<Session,
     match cfg.sslmode {
         // libpq's allow: plain first, TLS only when the server turns the plain session away.
         SslMode::Allow => match connect_once(cfg, kind, false).await {
-            Err(PgError::Auth { .. }) | Err(PgError::Server { .. }) => connect_once(cfg, kind, true).await,
+            Err(PgError::Auth { .. }) | Err(PgError::Server { .. }) => {
+                connect_once(cfg, kind, true).await
+            }
             other => other,
         },
         SslMode::Disable => connect_once(cfg, kind, false).await,
@@ -58,13 +63,22 @@ async fn connect_untimed(cfg: &ConnConfig, kind: SessionKind) -> Result<Session,
     }
 }
 
-async fn connect_once(cfg: &ConnConfig, kind: SessionKind, try_tls: bool) -> Result<Session, PgError> {
+async fn connect_once(
+    cfg: &ConnConfig,
+    kind: SessionKind,
+    try_tls: bool,
+) -> Result<Session, PgError> {
     let addr = cfg.addr();
-    let connect_err = |source| PgError::Connect { addr: addr.clone(), source };
+    let connect_err = |source| PgError::Connect {
+        addr: addr.clone(),
+        source,
+    };
     let io: Box<dyn PgIo> = if cfg.is_unix_socket() {
         Box::new(UnixStream::connect(&addr).await.map_err(connect_err)?)
     } else {
-        let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port)).await.map_err(connect_err)?;
+        let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
+            .await
+            .map_err(connect_err)?;
         // Status updates are tiny and latency-sensitive.
         tcp.set_nodelay(true).map_err(|e| PgError::io(&addr, e))?;
         Box::new(tcp)
@@ -90,13 +104,16 @@ async fn negotiate_tls(mut framed: Framed, cfg: &ConnConfig) -> Result<Framed, P
             })
         }
         b'E' => {
-            return Err(PgError::Tls { addr, reason: "the server answered the TLS request with an error; it is older than PostgreSQL 7.x or not PostgreSQL".into() })
+            return Err(PgError::Tls { addr, reason: "the server answered the TLS request with an error (for example too many connections); check the server log".into() })
         }
         other => return Err(PgError::protocol(&addr, format!("answer {other:#04x} to SSLRequest"))),
     }
     // Anything the server sent before the handshake would be unauthenticated plaintext.
     if framed.has_buffered_input() {
-        return Err(PgError::protocol(&addr, "unencrypted bytes after the server accepted TLS"));
+        return Err(PgError::protocol(
+            &addr,
+            "unencrypted bytes after the server accepted TLS",
+        ));
     }
     let config = tls::client_config(cfg).await?;
     let name = tls::server_name(cfg)?;
@@ -108,7 +125,11 @@ async fn negotiate_tls(mut framed: Framed, cfg: &ConnConfig) -> Result<Framed, P
     Ok(Framed::new(Box::new(stream), addr))
 }
 
-async fn startup(mut framed: Framed, cfg: &ConnConfig, kind: SessionKind) -> Result<Session, PgError> {
+async fn startup(
+    mut framed: Framed,
+    cfg: &ConnConfig,
+    kind: SessionKind,
+) -> Result<Session, PgError> {
     let addr = framed.addr.clone();
     let mut params: Vec<(&str, &str)> = vec![("user", cfg.user.as_str())];
     match kind {
@@ -117,10 +138,16 @@ async fn startup(mut framed: Framed, cfg: &ConnConfig, kind: SessionKind) -> Res
     if let Some(app) = &cfg.application_name {
         params.push(("application_name", app.as_str()));
     }
-    frontend::startup_message(params.iter().copied(), &mut framed.wbuf).map_err(|e| PgError::protocol(&addr, e.to_string()))?;
+    frontend::startup_message(params.iter().copied(), &mut framed.wbuf)
+        .map_err(|e| PgError::protocol(&addr, e.to_string()))?;
     framed.flush().await?;
 
-    let auth_err = |reason: String| PgError::Auth { addr: addr.clone(), user: cfg.user.clone(), kind: kind.hba_kind(), reason };
+    let auth_err = |reason: String| PgError::Auth {
+        addr: addr.clone(),
+        user: cfg.user.clone(),
+        kind: kind.hba_kind(),
+        reason,
+    };
     let password = || {
         cfg.password.as_deref().ok_or_else(|| auth_err("the server asks for a password and none was given (put it in the URL or PGPASSWORD)".into()))
     };
@@ -131,43 +158,62 @@ async fn startup(mut framed: Framed, cfg: &ConnConfig, kind: SessionKind) -> Res
         let msg = match framed.read().await? {
             Backend::Message(m) => m,
             Backend::NegotiateProtocolVersion => continue,
-            Backend::CopyBothResponse => return Err(PgError::protocol(&addr, "CopyBothResponse during startup")),
+            Backend::CopyBothResponse => {
+                return Err(PgError::protocol(&addr, "CopyBothResponse during startup"))
+            }
         };
         match msg {
             Message::AuthenticationOk => {}
             Message::AuthenticationCleartextPassword => {
-                frontend::password_message(password()?.as_bytes(), &mut framed.wbuf).map_err(|e| PgError::protocol(&addr, e.to_string()))?;
+                frontend::password_message(password()?.as_bytes(), &mut framed.wbuf)
+                    .map_err(|e| PgError::protocol(&addr, e.to_string()))?;
                 framed.flush().await?;
             }
             Message::AuthenticationMd5Password(body) => {
                 let hashed = md5_hash(cfg.user.as_bytes(), password()?.as_bytes(), body.salt());
-                frontend::password_message(hashed.as_bytes(), &mut framed.wbuf).map_err(|e| PgError::protocol(&addr, e.to_string()))?;
+                frontend::password_message(hashed.as_bytes(), &mut framed.wbuf)
+                    .map_err(|e| PgError::protocol(&addr, e.to_string()))?;
                 framed.flush().await?;
             }
             Message::AuthenticationSasl(body) => {
-                let mechanisms: Vec<String> =
-                    body.mechanisms().map(|m| Ok(m.to_string())).collect().map_err(|e| PgError::protocol(&addr, e.to_string()))?;
+                let mechanisms: Vec<String> = body
+                    .mechanisms()
+                    .map(|m| Ok(m.to_string()))
+                    .collect()
+                    .map_err(|e| PgError::protocol(&addr, e.to_string()))?;
                 if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
                     return Err(auth_err(format!("the server offers only SASL {mechanisms:?} and instarec supports SCRAM-SHA-256")));
                 }
                 // "n,,": we do not do channel binding (SCRAM-SHA-256-PLUS), and say so, so a
                 // server that offers it does not suspect a downgrade.
                 let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut framed.wbuf).map_err(|e| PgError::protocol(&addr, e.to_string()))?;
+                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut framed.wbuf)
+                    .map_err(|e| PgError::protocol(&addr, e.to_string()))?;
                 framed.flush().await?;
                 scram = Some(s);
             }
             Message::AuthenticationSaslContinue(body) => {
-                let s = scram.as_mut().ok_or_else(|| PgError::protocol(&addr, "SASL continue before SASL start"))?;
-                s.update(body.data()).map_err(|e| auth_err(format!("SCRAM exchange failed: {e}")))?;
-                frontend::sasl_response(s.message(), &mut framed.wbuf).map_err(|e| PgError::protocol(&addr, e.to_string()))?;
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| PgError::protocol(&addr, "SASL continue before SASL start"))?;
+                s.update(body.data())
+                    .map_err(|e| auth_err(format!("SCRAM exchange failed: {e}")))?;
+                frontend::sasl_response(s.message(), &mut framed.wbuf)
+                    .map_err(|e| PgError::protocol(&addr, e.to_string()))?;
                 framed.flush().await?;
             }
             Message::AuthenticationSaslFinal(body) => {
-                let s = scram.as_mut().ok_or_else(|| PgError::protocol(&addr, "SASL final before SASL start"))?;
-                s.finish(body.data()).map_err(|e| auth_err(format!("the server's SCRAM signature did not verify: {e}")))?;
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| PgError::protocol(&addr, "SASL final before SASL start"))?;
+                s.finish(body.data()).map_err(|e| {
+                    auth_err(format!("the server's SCRAM signature did not verify: {e}"))
+                })?;
             }
-            Message::AuthenticationGss | Message::AuthenticationKerberosV5 | Message::AuthenticationSspi | Message::AuthenticationScmCredential => {
+            Message::AuthenticationGss
+            | Message::AuthenticationKerberosV5
+            | Message::AuthenticationSspi
+            | Message::AuthenticationScmCredential => {
                 return Err(auth_err("the server asks for GSSAPI/SSPI/Kerberos/SCM authentication, which instarec does not support; use scram-sha-256 in pg_hba.conf".into()));
             }
             Message::ParameterStatus(body) => {
@@ -185,7 +231,12 @@ async fn startup(mut framed: Framed, cfg: &ConnConfig, kind: SessionKind) -> Res
                 }
                 return Err(fields.into_error(&addr, "the connection startup"));
             }
-            _ => return Err(PgError::protocol(&addr, "unexpected message during startup")),
+            _ => {
+                return Err(PgError::protocol(
+                    &addr,
+                    "unexpected message during startup",
+                ))
+            }
         }
     }
 }

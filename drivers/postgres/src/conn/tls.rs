@@ -10,7 +10,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use crate::conn::config::{ConnConfig, SslMode};
 use crate::error::PgError;
@@ -23,7 +25,10 @@ fn provider() -> Arc<CryptoProvider> {
 /// roots) when the mode verifies certificates.
 pub(crate) async fn client_config(cfg: &ConnConfig) -> Result<Arc<ClientConfig>, PgError> {
     let addr = cfg.addr();
-    let tls_err = |reason: String| PgError::Tls { addr: addr.clone(), reason };
+    let tls_err = |reason: String| PgError::Tls {
+        addr: addr.clone(),
+        reason,
+    };
     let verify_chain = match cfg.sslmode {
         SslMode::VerifyCa | SslMode::VerifyFull => true,
         SslMode::Require => cfg.sslrootcert.is_some(),
@@ -33,16 +38,26 @@ pub(crate) async fn client_config(cfg: &ConnConfig) -> Result<Arc<ClientConfig>,
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(format!("{e}; this is a bug in instarec's TLS setup")))?;
     let config = if !verify_chain {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate)).with_no_client_auth()
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate))
+            .with_no_client_auth()
     } else {
         let roots = Arc::new(load_roots(cfg).await?);
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
-            .map_err(|e| tls_err(format!("cannot use the trusted roots: {e}; check sslrootcert")))?;
+            .map_err(|e| {
+                tls_err(format!(
+                    "cannot use the trusted roots: {e}; check sslrootcert"
+                ))
+            })?;
         if cfg.sslmode == SslMode::VerifyFull {
             builder.with_webpki_verifier(webpki).with_no_client_auth()
         } else {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(webpki))).with_no_client_auth()
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
+                .with_no_client_auth()
         }
     };
     Ok(Arc::new(config))
@@ -52,7 +67,10 @@ pub(crate) async fn client_config(cfg: &ConnConfig) -> Result<Arc<ClientConfig>,
 pub(crate) fn server_name(cfg: &ConnConfig) -> Result<ServerName<'static>, PgError> {
     ServerName::try_from(cfg.host.clone()).map_err(|e| PgError::Tls {
         addr: cfg.addr(),
-        reason: format!("host {:?} is not a valid TLS server name: {e}; use a DNS name or IP address", cfg.host),
+        reason: format!(
+            "host {:?} is not a valid TLS server name: {e}; use a DNS name or IP address",
+            cfg.host
+        ),
     })
 }
 
@@ -63,16 +81,25 @@ async fn load_roots(cfg: &ConnConfig) -> Result<RootCertStore, PgError> {
         Some(path) => {
             let pem = tokio::fs::read(path).await.map_err(|e| PgError::Tls {
                 addr: addr.clone(),
-                reason: format!("cannot read sslrootcert {}: {e}; check the path and permissions", path.display()),
+                reason: format!(
+                    "cannot read sslrootcert {}: {e}; check the path and permissions",
+                    path.display()
+                ),
             })?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| PgError::Tls {
                     addr: addr.clone(),
-                    reason: format!("sslrootcert {} is not valid PEM: {e}; give a PEM file of CA certificates", path.display()),
+                    reason: format!(
+                        "sslrootcert {} is not valid PEM: {e}; give a PEM file of CA certificates",
+                        path.display()
+                    ),
                 })?;
                 roots.add(cert).map_err(|e| PgError::Tls {
                     addr: addr.clone(),
-                    reason: format!("sslrootcert {} holds an unusable certificate: {e}", path.display()),
+                    reason: format!(
+                        "sslrootcert {} holds an unusable certificate: {e}",
+                        path.display()
+                    ),
                 })?;
             }
         }
@@ -80,7 +107,10 @@ async fn load_roots(cfg: &ConnConfig) -> Result<RootCertStore, PgError> {
             // Reading the system store touches files: keep it off the runtime threads.
             let native = tokio::task::spawn_blocking(rustls_native_certs::load_native_certs)
                 .await
-                .map_err(|e| PgError::Tls { addr: addr.clone(), reason: format!("loading system roots panicked: {e}") })?;
+                .map_err(|e| PgError::Tls {
+                    addr: addr.clone(),
+                    reason: format!("loading system roots panicked: {e}"),
+                })?;
             roots.add_parsable_certificates(native.certs);
         }
     }
@@ -116,7 +146,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &ring::default_provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &ring::default_provider().signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -125,11 +160,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &ring::default_provider().signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &ring::default_provider().signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ring::default_provider().signature_verification_algorithms.supported_schemes()
+        ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -148,10 +190,13 @@ impl ServerCertVerifier for ChainOnly {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The webpki verifier checks the name only after the chain verified, so a name
         // error here means the chain is good.
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }

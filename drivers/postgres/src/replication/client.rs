@@ -31,7 +31,10 @@ impl ReplicationClient {
     pub async fn connect(cfg: &ConnConfig) -> Result<Self, PgError> {
         let session = startup::connect(cfg, SessionKind::PhysicalReplication).await?;
         tracing::debug!(addr = %session.framed.addr, server_version = ?session.parameters.get("server_version"), "replication connection open");
-        Ok(ReplicationClient { framed: session.framed, parameters: session.parameters })
+        Ok(ReplicationClient {
+            framed: session.framed,
+            parameters: session.parameters,
+        })
     }
 
     pub(crate) fn from_framed(framed: Framed, parameters: HashMap<String, String>) -> Self {
@@ -56,7 +59,10 @@ impl ReplicationClient {
     async fn query_one_row(&mut self, command: &str) -> Result<ResultSet, PgError> {
         let mut sets = simple_query(&mut self.framed, command).await?;
         if sets.is_empty() {
-            return Err(PgError::protocol(&self.framed.addr, format!("{command} returned no result set")));
+            return Err(PgError::protocol(
+                &self.framed.addr,
+                format!("{command} returned no result set"),
+            ));
         }
         let set = sets.swap_remove(0);
         set.only_row(&self.framed.addr, command)?;
@@ -69,9 +75,11 @@ impl ReplicationClient {
         let addr = self.framed.addr.clone();
         let row = &set.rows[0];
         let required = |name: &str| -> Result<&str, PgError> {
-            set.text(row, name, &addr, CMD)?.ok_or_else(|| PgError::protocol(&addr, format!("{CMD} returned NULL {name}")))
+            set.text(row, name, &addr, CMD)?
+                .ok_or_else(|| PgError::protocol(&addr, format!("{CMD} returned NULL {name}")))
         };
-        let bad = |name: &str, v: &str| PgError::protocol(&addr, format!("{CMD} returned {name} {v:?}"));
+        let bad =
+            |name: &str, v: &str| PgError::protocol(&addr, format!("{CMD} returned {name} {v:?}"));
         let systemid = required("systemid")?;
         let timeline = required("timeline")?;
         let xlogpos = required("xlogpos")?;
@@ -89,9 +97,14 @@ impl ReplicationClient {
         let set = self.query_one_row(CMD).await?;
         let addr = &self.framed.addr;
         let row = &set.rows[0];
-        let value = row.first().and_then(|v| v.as_ref()).ok_or_else(|| PgError::protocol(addr, format!("{CMD} returned NULL")))?;
-        let text = std::str::from_utf8(value).map_err(|_| PgError::protocol(addr, format!("{CMD} returned non-UTF-8")))?;
-        WalSegmentSize::from_show_value(text).map_err(|e| PgError::protocol(addr, format!("{CMD}: {e}")))
+        let value = row
+            .first()
+            .and_then(|v| v.as_ref())
+            .ok_or_else(|| PgError::protocol(addr, format!("{CMD} returned NULL")))?;
+        let text = std::str::from_utf8(value)
+            .map_err(|_| PgError::protocol(addr, format!("{CMD} returned non-UTF-8")))?;
+        WalSegmentSize::from_show_value(text)
+            .map_err(|e| PgError::protocol(addr, format!("{CMD}: {e}")))
     }
 
     /// TIMELINE_HISTORY: the `NNNNNNNN.history` file name and its bytes. Timeline 1
@@ -106,8 +119,16 @@ impl ReplicationClient {
             .ok_or_else(|| PgError::protocol(addr, format!("{cmd} returned NULL filename")))?
             .to_string();
         // The content column is bytea but sent raw, not hex-escaped.
-        let idx = set.columns.iter().position(|c| c == "content").ok_or_else(|| PgError::protocol(addr, format!("{cmd} returned no content column")))?;
-        let content = row.get(idx).cloned().flatten().ok_or_else(|| PgError::protocol(addr, format!("{cmd} returned NULL content")))?;
+        let idx = set
+            .columns
+            .iter()
+            .position(|c| c == "content")
+            .ok_or_else(|| PgError::protocol(addr, format!("{cmd} returned no content column")))?;
+        let content = row
+            .get(idx)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| PgError::protocol(addr, format!("{cmd} returned NULL content")))?;
         Ok((filename, content))
     }
 
@@ -120,7 +141,10 @@ impl ReplicationClient {
         match simple_query(&mut self.framed, &cmd).await {
             Ok(_) => Ok(()),
             Err(PgError::Server { code, .. }) if code == DUPLICATE_OBJECT => {
-                Err(PgError::SlotExists { addr: self.framed.addr.clone(), slot: name.to_string() })
+                Err(PgError::SlotExists {
+                    addr: self.framed.addr.clone(),
+                    slot: name.to_string(),
+                })
             }
             Err(e) => Err(e),
         }
@@ -137,19 +161,32 @@ impl ReplicationClient {
             return Ok(None);
         };
         let restart_lsn = match set.text(row, "restart_lsn", addr, &cmd)? {
-            Some(v) => Some(v.parse().map_err(|_| PgError::protocol(addr, format!("{cmd} returned restart_lsn {v:?}")))?),
+            Some(v) => Some(v.parse().map_err(|_| {
+                PgError::protocol(addr, format!("{cmd} returned restart_lsn {v:?}"))
+            })?),
             None => None,
         };
         let restart_tli = match set.text(row, "restart_tli", addr, &cmd)? {
-            Some(v) => Some(TimelineId(v.parse().map_err(|_| PgError::protocol(addr, format!("{cmd} returned restart_tli {v:?}")))?)),
+            Some(v) => Some(TimelineId(v.parse().map_err(|_| {
+                PgError::protocol(addr, format!("{cmd} returned restart_tli {v:?}"))
+            })?)),
             None => None,
         };
-        Ok(Some(SlotInfo { slot_type: slot_type.to_string(), restart_lsn, restart_tli }))
+        Ok(Some(SlotInfo {
+            slot_type: slot_type.to_string(),
+            restart_lsn,
+            restart_tli,
+        }))
     }
 
     /// START_REPLICATION [SLOT s] PHYSICAL start TIMELINE tli. `start` should be at a
     /// segment or page boundary the server still has.
-    pub async fn start_physical(mut self, slot: Option<&str>, start: Lsn, tli: TimelineId) -> Result<WalStream, PgError> {
+    pub async fn start_physical(
+        mut self,
+        slot: Option<&str>,
+        start: Lsn,
+        tli: TimelineId,
+    ) -> Result<WalStream, PgError> {
         let cmd = match slot {
             Some(s) => {
                 validate_slot_name(s)?;
@@ -157,7 +194,8 @@ impl ReplicationClient {
             }
             None => format!("START_REPLICATION PHYSICAL {start} TIMELINE {tli}"),
         };
-        frontend::query(&cmd, &mut self.framed.wbuf).map_err(|e| PgError::protocol(&self.framed.addr, e.to_string()))?;
+        frontend::query(&cmd, &mut self.framed.wbuf)
+            .map_err(|e| PgError::protocol(&self.framed.addr, e.to_string()))?;
         self.framed.flush().await?;
         loop {
             match self.framed.read().await? {
@@ -166,20 +204,29 @@ impl ReplicationClient {
                     return Ok(WalStream::streaming(self));
                 }
                 Backend::Message(Message::ErrorResponse(body)) => {
-                    let err = ErrorFields::from_fields(body.fields()).into_error(&self.framed.addr, &cmd);
+                    let err =
+                        ErrorFields::from_fields(body.fields()).into_error(&self.framed.addr, &cmd);
                     // Read up to ReadyForQuery so the error is complete, then report it.
                     let _ = read_results(&mut self.framed, &cmd).await;
                     return Err(err);
                 }
                 // Asked for exactly the end of an old timeline: the server skips COPY mode and
                 // sends the next timeline's result set right away.
-                Backend::Message(first @ (Message::RowDescription(_) | Message::CommandComplete(_))) => {
+                Backend::Message(
+                    first @ (Message::RowDescription(_) | Message::CommandComplete(_)),
+                ) => {
                     let sets = read_results_after(&mut self.framed, &cmd, Some(first)).await?;
                     let next = next_timeline(&sets, &self.framed.addr, &cmd)?;
                     return Ok(WalStream::ended_before_copy(self, next));
                 }
-                Backend::Message(Message::NoticeResponse(_)) | Backend::Message(Message::ParameterStatus(_)) => {}
-                _ => return Err(PgError::protocol(&self.framed.addr, format!("unexpected reply to {cmd}"))),
+                Backend::Message(Message::NoticeResponse(_))
+                | Backend::Message(Message::ParameterStatus(_)) => {}
+                _ => {
+                    return Err(PgError::protocol(
+                        &self.framed.addr,
+                        format!("unexpected reply to {cmd}"),
+                    ))
+                }
             }
         }
     }

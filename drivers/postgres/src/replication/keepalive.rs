@@ -21,12 +21,23 @@ impl PrimaryKeepalive {
     /// Parses a CopyData payload, tag byte included.
     pub fn parse(buf: &[u8]) -> Result<Self, MessageError> {
         if buf.len() < LEN {
-            return Err(MessageError::Truncated { message: "PrimaryKeepalive", need: LEN, have: buf.len() });
+            return Err(MessageError::Truncated {
+                message: "PrimaryKeepalive",
+                need: LEN,
+                have: buf.len(),
+            });
         }
         if buf[0] != TAG {
-            return Err(MessageError::Tag { message: "PrimaryKeepalive", tag: buf[0] });
+            return Err(MessageError::Tag {
+                message: "PrimaryKeepalive",
+                tag: buf[0],
+            });
         }
-        Ok(PrimaryKeepalive { wal_end: Lsn(be_u64(buf, 1)), send_time: PgTimestamp(be_i64(buf, 9)), reply_requested: buf[17] != 0 })
+        Ok(PrimaryKeepalive {
+            wal_end: Lsn(be_u64(buf, 1)),
+            send_time: PgTimestamp(be_i64(buf, 9)),
+            reply_requested: buf[17] != 0,
+        })
     }
 
     pub fn encode(&self, buf: &mut BytesMut) {
@@ -52,7 +63,14 @@ mod tests {
     #[test]
     fn parses_and_encodes_literal_bytes() {
         let m = PrimaryKeepalive::parse(BYTES).unwrap();
-        assert_eq!(m, PrimaryKeepalive { wal_end: "16/B374D848".parse().unwrap(), send_time: PgTimestamp(-2), reply_requested: true });
+        assert_eq!(
+            m,
+            PrimaryKeepalive {
+                wal_end: "16/B374D848".parse().unwrap(),
+                send_time: PgTimestamp(-2),
+                reply_requested: true
+            }
+        );
         let mut out = BytesMut::new();
         m.encode(&mut out);
         assert_eq!(&out[..], BYTES);
@@ -60,7 +78,13 @@ mod tests {
 
     #[test]
     fn rejects_short_or_mistagged_input() {
-        assert!(matches!(PrimaryKeepalive::parse(&BYTES[..17]), Err(MessageError::Truncated { .. })));
-        assert!(matches!(PrimaryKeepalive::parse(b"w00000000000000000"), Err(MessageError::Tag { tag: b'w', .. })));
+        assert!(matches!(
+            PrimaryKeepalive::parse(&BYTES[..17]),
+            Err(MessageError::Truncated { .. })
+        ));
+        assert!(matches!(
+            PrimaryKeepalive::parse(b"w00000000000000000"),
+            Err(MessageError::Tag { tag: b'w', .. })
+        ));
     }
 }

@@ -17,7 +17,11 @@ pub enum ReplicationMessage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
     #[error("{message} is truncated: need {need} bytes, got {have}")]
-    Truncated { message: &'static str, need: usize, have: usize },
+    Truncated {
+        message: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("{message} has tag {:?}", *.tag as char)]
     Tag { message: &'static str, tag: u8 },
     #[error("unknown replication message tag {:?} in CopyData", *.tag as char)]
@@ -30,8 +34,12 @@ impl ReplicationMessage {
     /// Parses one CopyData payload from the server.
     pub fn from_copy_data(payload: Bytes) -> Result<Self, MessageError> {
         match payload.first() {
-            Some(&xlog_data::TAG) => Ok(ReplicationMessage::XLogData(XLogData::from_bytes(payload)?)),
-            Some(&keepalive::TAG) => Ok(ReplicationMessage::Keepalive(PrimaryKeepalive::parse(&payload)?)),
+            Some(&xlog_data::TAG) => {
+                Ok(ReplicationMessage::XLogData(XLogData::from_bytes(payload)?))
+            }
+            Some(&keepalive::TAG) => Ok(ReplicationMessage::Keepalive(PrimaryKeepalive::parse(
+                &payload,
+            )?)),
             Some(&tag) => Err(MessageError::Unknown { tag }),
             None => Err(MessageError::Empty),
         }
@@ -55,13 +63,24 @@ mod tests {
     #[test]
     fn dispatches_on_tag() {
         let k = Bytes::from_static(&[b'k', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0]);
-        assert!(matches!(ReplicationMessage::from_copy_data(k), Ok(ReplicationMessage::Keepalive(_))));
-        let w = Bytes::from_static(&[b'w', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 7]);
+        assert!(matches!(
+            ReplicationMessage::from_copy_data(k),
+            Ok(ReplicationMessage::Keepalive(_))
+        ));
+        let w = Bytes::from_static(&[
+            b'w', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 7,
+        ]);
         match ReplicationMessage::from_copy_data(w).unwrap() {
             ReplicationMessage::XLogData(x) => assert_eq!(&x.data[..], &[7]),
             other => panic!("{other:?}"),
         }
-        assert_eq!(ReplicationMessage::from_copy_data(Bytes::from_static(b"x")), Err(MessageError::Unknown { tag: b'x' }));
-        assert_eq!(ReplicationMessage::from_copy_data(Bytes::new()), Err(MessageError::Empty));
+        assert_eq!(
+            ReplicationMessage::from_copy_data(Bytes::from_static(b"x")),
+            Err(MessageError::Unknown { tag: b'x' })
+        );
+        assert_eq!(
+            ReplicationMessage::from_copy_data(Bytes::new()),
+            Err(MessageError::Empty)
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The physical replication client: walsender commands and the WAL stream.
 
+pub mod base_backup;
 pub mod client;
 pub mod keepalive;
 pub mod message;

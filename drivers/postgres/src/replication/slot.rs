@@ -15,11 +15,17 @@ pub struct SlotInfo {
 /// Slot names go into replication commands unquoted, so they are checked against the
 /// server's own rule (lower-case letters, digits, underscore; at most 63 bytes).
 pub fn validate_slot_name(slot: &str) -> Result<(), PgError> {
-    let ok = !slot.is_empty() && slot.len() <= 63 && slot.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let ok = !slot.is_empty()
+        && slot.len() <= 63
+        && slot
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(PgError::InvalidSlotName { slot: slot.to_string() })
+        Err(PgError::InvalidSlotName {
+            slot: slot.to_string(),
+        })
     }
 }
 
@@ -32,7 +38,13 @@ mod tests {
         assert!(validate_slot_name("instarec_1").is_ok());
         assert!(validate_slot_name(&"a".repeat(63)).is_ok());
         for bad in ["", "Upper", "has-dash", "x; DROP", "é", &"a".repeat(64)] {
-            assert!(matches!(validate_slot_name(bad), Err(PgError::InvalidSlotName { .. })), "{bad}");
+            assert!(
+                matches!(
+                    validate_slot_name(bad),
+                    Err(PgError::InvalidSlotName { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -25,10 +25,17 @@ impl StandbyStatusUpdate {
     /// Parses a CopyData payload, tag byte included.
     pub fn parse(buf: &[u8]) -> Result<Self, MessageError> {
         if buf.len() < LEN {
-            return Err(MessageError::Truncated { message: "StandbyStatusUpdate", need: LEN, have: buf.len() });
+            return Err(MessageError::Truncated {
+                message: "StandbyStatusUpdate",
+                need: LEN,
+                have: buf.len(),
+            });
         }
         if buf[0] != TAG {
-            return Err(MessageError::Tag { message: "StandbyStatusUpdate", tag: buf[0] });
+            return Err(MessageError::Tag {
+                message: "StandbyStatusUpdate",
+                tag: buf[0],
+            });
         }
         Ok(StandbyStatusUpdate {
             write: Lsn(be_u64(buf, 1)),
@@ -85,7 +92,11 @@ mod tests {
     fn rejects_short_input() {
         assert_eq!(
             StandbyStatusUpdate::parse(&BYTES[..33]),
-            Err(MessageError::Truncated { message: "StandbyStatusUpdate", need: 34, have: 33 })
+            Err(MessageError::Truncated {
+                message: "StandbyStatusUpdate",
+                need: 34,
+                have: 33
+            })
         );
     }
 }

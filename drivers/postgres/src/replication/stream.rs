@@ -22,7 +22,10 @@ enum State {
     /// The server sent CopyDone; we still owe ours.
     ServerDone,
     /// The server never entered COPY mode (start was the end of an old timeline).
-    EndedBeforeCopy { next: Option<(TimelineId, Lsn)>, reported: bool },
+    EndedBeforeCopy {
+        next: Option<(TimelineId, Lsn)>,
+        reported: bool,
+    },
 }
 
 pub struct WalStream {
@@ -44,12 +47,28 @@ pub struct StreamEnd {
 impl WalStream {
     pub(crate) fn streaming(client: ReplicationClient) -> Self {
         let (framed, parameters) = client.into_parts();
-        WalStream { framed, parameters, state: State::Streaming, scratch: BytesMut::with_capacity(64) }
+        WalStream {
+            framed,
+            parameters,
+            state: State::Streaming,
+            scratch: BytesMut::with_capacity(64),
+        }
     }
 
-    pub(crate) fn ended_before_copy(client: ReplicationClient, next: Option<(TimelineId, Lsn)>) -> Self {
+    pub(crate) fn ended_before_copy(
+        client: ReplicationClient,
+        next: Option<(TimelineId, Lsn)>,
+    ) -> Self {
         let (framed, parameters) = client.into_parts();
-        WalStream { framed, parameters, state: State::EndedBeforeCopy { next, reported: false }, scratch: BytesMut::new() }
+        WalStream {
+            framed,
+            parameters,
+            state: State::EndedBeforeCopy {
+                next,
+                reported: false,
+            },
+            scratch: BytesMut::new(),
+        }
     }
 
     pub fn addr(&self) -> &str {
@@ -77,7 +96,10 @@ impl WalStream {
             let msg = match self.framed.read().await? {
                 Backend::Message(m) => m,
                 Backend::CopyBothResponse | Backend::NegotiateProtocolVersion => {
-                    return Err(PgError::protocol(&self.framed.addr, "unexpected message while streaming"))
+                    return Err(PgError::protocol(
+                        &self.framed.addr,
+                        "unexpected message while streaming",
+                    ))
                 }
             };
             match msg {
@@ -91,14 +113,24 @@ impl WalStream {
                     return Ok(Some(ReplicationMessage::EndOfTimeline));
                 }
                 Message::ErrorResponse(body) => {
-                    return Err(ErrorFields::from_fields(body.fields()).into_error(&self.framed.addr, "START_REPLICATION (while streaming)"));
+                    return Err(ErrorFields::from_fields(body.fields())
+                        .into_error(&self.framed.addr, "START_REPLICATION (while streaming)"));
                 }
                 // A walsender that finishes at shutdown sends CommandComplete and hangs up.
                 Message::CommandComplete(_) => {
-                    return Err(PgError::Closed { addr: self.framed.addr.clone(), context: " at the end of the replication stream (server shutting down?)".into() });
+                    return Err(PgError::Closed {
+                        addr: self.framed.addr.clone(),
+                        context: " at the end of the replication stream (server shutting down?)"
+                            .into(),
+                    });
                 }
                 Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
-                _ => return Err(PgError::protocol(&self.framed.addr, "unexpected message while streaming")),
+                _ => {
+                    return Err(PgError::protocol(
+                        &self.framed.addr,
+                        "unexpected message while streaming",
+                    ))
+                }
             }
         }
     }
@@ -133,26 +165,43 @@ impl WalStream {
                 next_timeline(&sets, &self.framed.addr, "START_REPLICATION")?
             }
         };
-        Ok(StreamEnd { next_timeline, client: ReplicationClient::from_framed(self.framed, self.parameters) })
+        Ok(StreamEnd {
+            next_timeline,
+            client: ReplicationClient::from_framed(self.framed, self.parameters),
+        })
     }
 
     async fn drain_until_copy_done(&mut self) -> Result<(), PgError> {
         loop {
             match self.framed.read().await? {
                 Backend::Message(Message::CopyDone) => return Ok(()),
-                Backend::Message(Message::CopyData(_)) | Backend::Message(Message::NoticeResponse(_)) => {}
+                Backend::Message(Message::CopyData(_))
+                | Backend::Message(Message::NoticeResponse(_)) => {}
                 Backend::Message(Message::ErrorResponse(body)) => {
-                    return Err(ErrorFields::from_fields(body.fields()).into_error(&self.framed.addr, "CopyDone"));
+                    return Err(ErrorFields::from_fields(body.fields())
+                        .into_error(&self.framed.addr, "CopyDone"));
                 }
-                _ => return Err(PgError::protocol(&self.framed.addr, "unexpected message while ending the stream")),
+                _ => {
+                    return Err(PgError::protocol(
+                        &self.framed.addr,
+                        "unexpected message while ending the stream",
+                    ))
+                }
             }
         }
     }
 }
 
 /// The (next_tli, next_tli_startpos) row a walsender sends after streaming a historic timeline.
-pub(crate) fn next_timeline(sets: &[ResultSet], addr: &str, command: &str) -> Result<Option<(TimelineId, Lsn)>, PgError> {
-    let Some(set) = sets.iter().find(|s| s.columns.iter().any(|c| c == "next_tli")) else {
+pub(crate) fn next_timeline(
+    sets: &[ResultSet],
+    addr: &str,
+    command: &str,
+) -> Result<Option<(TimelineId, Lsn)>, PgError> {
+    let Some(set) = sets
+        .iter()
+        .find(|s| s.columns.iter().any(|c| c == "next_tli"))
+    else {
         return Ok(None);
     };
     let row = set.only_row(addr, command)?;
@@ -160,10 +209,17 @@ pub(crate) fn next_timeline(sets: &[ResultSet], addr: &str, command: &str) -> Re
     let pos = set.text(row, "next_tli_startpos", addr, command)?;
     match (tli, pos) {
         (Some(t), Some(p)) => {
-            let t = t.parse::<u32>().map_err(|_| PgError::protocol(addr, format!("{command} returned next_tli {t:?}")))?;
-            let p = p.parse::<Lsn>().map_err(|_| PgError::protocol(addr, format!("{command} returned next_tli_startpos {p:?}")))?;
+            let t = t.parse::<u32>().map_err(|_| {
+                PgError::protocol(addr, format!("{command} returned next_tli {t:?}"))
+            })?;
+            let p = p.parse::<Lsn>().map_err(|_| {
+                PgError::protocol(addr, format!("{command} returned next_tli_startpos {p:?}"))
+            })?;
             Ok(Some((TimelineId(t), p)))
         }
-        _ => Err(PgError::protocol(addr, format!("{command} returned a NULL next timeline"))),
+        _ => Err(PgError::protocol(
+            addr,
+            format!("{command} returned a NULL next timeline"),
+        )),
     }
 }

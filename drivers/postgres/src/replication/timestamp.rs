@@ -17,7 +17,11 @@ impl PgTimestamp {
         let pg_epoch = UNIX_EPOCH + Duration::from_secs(PG_EPOCH_UNIX_SECS);
         match t.duration_since(pg_epoch) {
             Ok(d) => PgTimestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-            Err(e) => PgTimestamp(i64::try_from(e.duration().as_micros()).map(|m| -m).unwrap_or(i64::MIN)),
+            Err(e) => PgTimestamp(
+                i64::try_from(e.duration().as_micros())
+                    .map(|m| -m)
+                    .unwrap_or(i64::MIN),
+            ),
         }
     }
 
@@ -40,9 +44,18 @@ mod tests {
     fn converts_to_and_from_system_time() {
         let pg_epoch = UNIX_EPOCH + Duration::from_secs(946_684_800);
         assert_eq!(PgTimestamp::from_system_time(pg_epoch), PgTimestamp(0));
-        assert_eq!(PgTimestamp(1_500_000).to_system_time(), pg_epoch + Duration::from_micros(1_500_000));
-        assert_eq!(PgTimestamp::from_system_time(UNIX_EPOCH), PgTimestamp(-946_684_800_000_000));
-        assert_eq!(PgTimestamp(-5).to_system_time(), pg_epoch - Duration::from_micros(5));
+        assert_eq!(
+            PgTimestamp(1_500_000).to_system_time(),
+            pg_epoch + Duration::from_micros(1_500_000)
+        );
+        assert_eq!(
+            PgTimestamp::from_system_time(UNIX_EPOCH),
+            PgTimestamp(-946_684_800_000_000)
+        );
+        assert_eq!(
+            PgTimestamp(-5).to_system_time(),
+            pg_epoch - Duration::from_micros(5)
+        );
         let now = PgTimestamp::now();
         assert_eq!(PgTimestamp::from_system_time(now.to_system_time()), now);
     }

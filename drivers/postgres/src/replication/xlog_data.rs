@@ -28,10 +28,17 @@ impl XLogData {
     /// Like [`XLogData::parse`], but `data` shares `payload`'s memory.
     pub fn from_bytes(payload: Bytes) -> Result<Self, MessageError> {
         if payload.len() < HEADER_LEN {
-            return Err(MessageError::Truncated { message: "XLogData", need: HEADER_LEN, have: payload.len() });
+            return Err(MessageError::Truncated {
+                message: "XLogData",
+                need: HEADER_LEN,
+                have: payload.len(),
+            });
         }
         if payload[0] != TAG {
-            return Err(MessageError::Tag { message: "XLogData", tag: payload[0] });
+            return Err(MessageError::Tag {
+                message: "XLogData",
+                tag: payload[0],
+            });
         }
         Ok(XLogData {
             wal_start: Lsn(be_u64(&payload, 1)),
@@ -84,9 +91,22 @@ mod tests {
     #[test]
     fn empty_data_is_allowed_and_short_input_is_an_error() {
         assert!(XLogData::parse(&BYTES[..25]).unwrap().data.is_empty());
-        assert_eq!(XLogData::parse(&BYTES[..24]), Err(MessageError::Truncated { message: "XLogData", need: 25, have: 24 }));
+        assert_eq!(
+            XLogData::parse(&BYTES[..24]),
+            Err(MessageError::Truncated {
+                message: "XLogData",
+                need: 25,
+                have: 24
+            })
+        );
         let mut wrong = BYTES.to_vec();
         wrong[0] = b'k';
-        assert_eq!(XLogData::parse(&wrong), Err(MessageError::Tag { message: "XLogData", tag: b'k' }));
+        assert_eq!(
+            XLogData::parse(&wrong),
+            Err(MessageError::Tag {
+                message: "XLogData",
+                tag: b'k'
+            })
+        );
     }
 }

@@ -1,0 +1,213 @@
+//! `instarec restore`: point-in-time recovery into a new data directory,
+//! optionally running the server until it reaches the target.
+
+use super::standby::{absolute, self_restore_command};
+use super::Context;
+use crate::restore::pitr::{prepare, RestoreOptions};
+use crate::restore::server::{recover, RecoveryEnd, StartOptions};
+use crate::restore::{RecoveryTarget, RestoreError};
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use instarec_postgres::lsn::{Lsn, TimelineId};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_time", "to_lsn", "to_xid", "latest"])))]
+pub struct Args {
+    /// Data directory to create (must be empty or missing, unless --force)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Stop before the first commit after this time: RFC 3339 or
+    /// "2026-11-27 16:50:00[.123][+02]" (UTC when no offset is given)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to_time: Option<DateTime<Utc>>,
+    /// Stop after the WAL record at this LSN, e.g. 0/3000060
+    #[arg(long, value_name = "LSN")]
+    pub to_lsn: Option<Lsn>,
+    /// Stop after this transaction commits (restores from the oldest backup
+    /// unless --backup)
+    #[arg(long, value_name = "XID")]
+    pub to_xid: Option<u64>,
+    /// Replay everything archived
+    #[arg(long)]
+    pub latest: bool,
+    /// Recover along this timeline [default: latest]
+    #[arg(long, value_name = "N")]
+    pub timeline: Option<u32>,
+    /// Backup id to restore [default: the newest that precedes the target]
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
+    /// At the target, pause (read-only, inspectable) instead of promoting
+    #[arg(long)]
+    pub pause: bool,
+    /// Delete everything in --data-dir first
+    #[arg(long)]
+    pub force: bool,
+    /// Start postgres, wait until recovery ends, report, then stop it
+    #[arg(long)]
+    pub start: bool,
+    /// With --start: leave the server running
+    #[arg(long, requires = "start")]
+    pub keep_running: bool,
+    /// With --start: the port [default: a free one]
+    #[arg(long, requires = "start")]
+    pub port: Option<u16>,
+    /// With --start: a role of the restored cluster to query it as
+    #[arg(long, default_value = "postgres", requires = "start")]
+    pub db_user: String,
+    /// With --start as root: the OS user that runs postgres
+    #[arg(long, default_value = "postgres", requires = "start")]
+    pub os_user: String,
+    /// With --start: directory holding the postgres binary
+    #[arg(long, value_name = "DIR", requires = "start")]
+    pub pg_bin_dir: Option<PathBuf>,
+    /// Chunk downloads in flight at once (memory ≈ this × 16 MiB)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!(
+        "{s:?} is not a time; write it as RFC 3339 (2026-11-27T16:50:00Z) or \"2026-11-27 16:50:00+00\""
+    ))
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let archive = ctx.open_archive(&config)?;
+    let target = match (args.to_time, args.to_lsn, args.to_xid) {
+        (Some(t), _, _) => RecoveryTarget::Time(t),
+        (_, Some(l), _) => RecoveryTarget::Lsn(l),
+        (_, _, Some(x)) => RecoveryTarget::Xid(x),
+        _ => RecoveryTarget::Latest,
+    };
+    let data_dir = absolute(&args.data_dir)?;
+    let opts = RestoreOptions {
+        data_dir: data_dir.clone(),
+        target,
+        timeline: args.timeline.map(TimelineId),
+        pause: args.pause,
+        backup: args.backup,
+        force: args.force,
+        // With --partial: WAL archived only as parts of the in-progress
+        // segment is as durable as a complete segment and belongs in a PITR.
+        restore_command: self_restore_command(ctx, true)?,
+        parallelism: args.parallel.into(),
+    };
+    let prepared = prepare(&archive, &opts)
+        .await
+        .map_err(RestoreError::into_anyhow)?;
+    let backup = &prepared.plan.backup;
+    if !args.start {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "data_dir": data_dir,
+                    "backup": backup.id,
+                    "target": target.to_string(),
+                    "started": false,
+                })
+            );
+        } else {
+            println!(
+                "data directory {} restored from backup {}; `postgres -D {}` recovers to {} and then {}",
+                data_dir.display(),
+                backup.id,
+                data_dir.display(),
+                target,
+                if args.pause { "pauses" } else { "promotes" }
+            );
+        }
+        return Ok(());
+    }
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let start = StartOptions {
+        port: args.port,
+        keep_running: args.keep_running,
+        db_user: args.db_user,
+        os_user: args.os_user,
+        bin_dir: args.pg_bin_dir,
+    };
+    let outcome = recover(&data_dir, &start, &cancel)
+        .await
+        .with_context(|| format!("recovering {} to {target}", data_dir.display()))?;
+    let end = match outcome.end {
+        RecoveryEnd::Promoted => "promoted",
+        RecoveryEnd::Paused => "paused",
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "data_dir": data_dir,
+                "backup": backup.id,
+                "target": target.to_string(),
+                "started": true,
+                "end": end,
+                "replay_lsn": outcome.replay_lsn.to_string(),
+                "last_commit": outcome.last_commit.map(|t| t.to_rfc3339()),
+                "port": outcome.port,
+                "socket_dir": outcome.socket_dir,
+                "pid": outcome.pid,
+                "log": outcome.log,
+            })
+        );
+    } else {
+        let commit = outcome
+            .last_commit
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "none replayed".into());
+        let running = match outcome.pid {
+            Some(pid) => format!("still running (pid {pid}, port {})", outcome.port),
+            None => "stopped".into(),
+        };
+        println!(
+            "recovered {} from backup {} to {target}: {end} at LSN {}, last commit {commit}; server {running}",
+            data_dir.display(),
+            backup.id,
+            outcome.replay_lsn,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_with_and_without_offsets() {
+        let want = DateTime::parse_from_rfc3339("2026-11-27T14:50:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_time("2026-11-27T14:50:00Z").unwrap(), want);
+        assert_eq!(parse_time("2026-11-27 16:50:00+02").unwrap(), want);
+        assert_eq!(parse_time("2026-11-27 14:50:00").unwrap(), want);
+        assert!(parse_time("yesterday").is_err());
+    }
+}

@@ -1,0 +1,363 @@
+//! `restore --start`: run a stock `postgres -D` on the restored directory
+//! until recovery reaches its target, report where it ended, and stop it
+//! cleanly (unless asked to keep it running).
+//!
+//! instarec talks to the server over a private Unix socket directory
+//! (mode 0700) with its own hba file that trusts local connections there,
+//! so it needs no password and opens nothing to the network.
+
+use chrono::{DateTime, TimeZone, Utc};
+use instarec_postgres::lsn::Lsn;
+use instarec_postgres::ConnConfig;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const POLL: Duration = Duration::from_millis(200);
+const STOP_GRACE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot find the `postgres` binary for PostgreSQL {version}; put it on PATH or pass --pg-bin-dir")]
+    NoBinary { version: String },
+    #[error("running as root, but user {user} does not exist; create it (Debian: install postgresql) or run instarec as the server's user")]
+    NoUser { user: String },
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("postgres on {data_dir} exited during recovery ({status}); last log lines from {log}:\n{tail}")]
+    Exited {
+        data_dir: String,
+        status: String,
+        log: String,
+        tail: String,
+    },
+    #[error("recovery of {data_dir} was interrupted; the server was stopped, the directory is left as it is (log: {log})")]
+    Cancelled { data_dir: String, log: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// None: a free port.
+    pub port: Option<u16>,
+    /// Leave the server running after recovery ends.
+    pub keep_running: bool,
+    /// A role that exists in the restored cluster (any role can run the
+    /// recovery functions).
+    pub db_user: String,
+    /// The OS account to run postgres as when instarec runs as root.
+    pub os_user: String,
+    /// Where `postgres` lives; None: PATH, then /usr/lib/postgresql/<major>/bin.
+    pub bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryEnd {
+    /// Recovery ended and the server promoted itself (read-write).
+    Promoted,
+    /// Recovery paused at the target (--pause): read-only, inspectable.
+    Paused,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecoveryOutcome {
+    pub end: RecoveryEnd,
+    /// The end of the last WAL record replayed.
+    pub replay_lsn: Lsn,
+    /// Commit time of the last transaction replayed.
+    pub last_commit: Option<DateTime<Utc>>,
+    pub port: u16,
+    pub socket_dir: PathBuf,
+    pub log: PathBuf,
+    /// Some when the server was left running.
+    pub pid: Option<u32>,
+}
+
+/// Starts postgres on `data_dir`, waits until recovery ends or pauses,
+/// reports, and stops it unless `keep_running`.
+pub async fn recover(
+    data_dir: &Path,
+    opts: &StartOptions,
+    cancel: &CancellationToken,
+) -> Result<RecoveryOutcome, ServerError> {
+    let postgres = find_postgres(data_dir, opts.bin_dir.as_deref())?;
+    let owner = if running_as_root() {
+        let user = lookup_user(&opts.os_user)?;
+        chown_tree(data_dir, user)?;
+        Some(user)
+    } else {
+        None
+    };
+    let port = match opts.port {
+        Some(p) => p,
+        None => free_port()?,
+    };
+    let socket_dir =
+        std::env::temp_dir().join(format!("instarec-restore-{}-{port}", std::process::id()));
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ServerError::Io { path, source }
+    };
+    std::fs::create_dir_all(&socket_dir).map_err(io(&socket_dir))?;
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(&socket_dir))?;
+    let hba = socket_dir.join("pg_hba.conf");
+    let original = std::fs::read_to_string(data_dir.join("pg_hba.conf")).unwrap_or_default();
+    std::fs::write(
+        &hba,
+        format!("# instarec restore: trust only this private socket dir\nlocal all all trust\n{original}"),
+    )
+    .map_err(io(&hba))?;
+    if let Some((uid, gid)) = owner {
+        chown_tree(&socket_dir, (uid, gid))?;
+    }
+    let log = data_dir.join("instarec-recovery.log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io(&log))?;
+    let log_start = log_file.metadata().map(|m| m.len()).unwrap_or(0);
+    let log_err = log_file.try_clone().map_err(io(&log))?;
+
+    let mut cmd = std::process::Command::new(&postgres);
+    cmd.arg("-D")
+        .arg(data_dir)
+        .arg("-c")
+        .arg(format!("port={port}"))
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", socket_dir.display()))
+        .arg("-c")
+        .arg(format!("hba_file={}", hba.display()))
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        // Its own process group: a Ctrl-C meant for instarec must not
+        // reach a server that --keep-running leaves behind.
+        .process_group(0);
+    if !opts.keep_running {
+        cmd.arg("-c").arg("listen_addresses=");
+    }
+    if let Some((uid, gid)) = owner {
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = tokio::process::Command::from(cmd)
+        .spawn()
+        .map_err(io(&postgres))?;
+    let pid = child.id().unwrap_or(0);
+    tracing::info!(pid, port, data_dir = %data_dir.display(), log = %log.display(), "postgres started, waiting for recovery to end");
+
+    let conn = ConnConfig::from_url(&format!(
+        "postgres://{}@localhost/template1?host={}&port={port}&sslmode=disable&application_name=instarec-restore",
+        percent(&opts.db_user),
+        percent(&socket_dir.display().to_string()),
+    ))
+    .map_err(|e| ServerError::Io {
+        path: socket_dir.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+
+    let exited = |status: String| ServerError::Exited {
+        data_dir: data_dir.display().to_string(),
+        status,
+        log: log.display().to_string(),
+        tail: log_tail(&log, log_start, 20),
+    };
+    let outcome = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(exited(status.to_string()));
+        }
+        if let Some(state) = poll_state(&conn).await {
+            if let Some(end) = state.end {
+                break (end, state);
+            }
+            tracing::debug!(replay = %state.replay_lsn, "recovering");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = cancel.cancelled() => {
+                stop(&mut child, pid).await;
+                return Err(ServerError::Cancelled {
+                    data_dir: data_dir.display().to_string(),
+                    log: log.display().to_string(),
+                });
+            }
+        }
+    };
+    let (end, state) = outcome;
+    let still_running = if opts.keep_running {
+        Some(pid)
+    } else {
+        stop(&mut child, pid).await;
+        let _ = std::fs::remove_dir_all(&socket_dir);
+        None
+    };
+    Ok(RecoveryOutcome {
+        end,
+        replay_lsn: state.replay_lsn,
+        last_commit: state.last_commit,
+        port,
+        socket_dir,
+        log,
+        pid: still_running,
+    })
+}
+
+struct State {
+    end: Option<RecoveryEnd>,
+    replay_lsn: Lsn,
+    last_commit: Option<DateTime<Utc>>,
+}
+
+/// One look at the server; None while it does not accept connections yet
+/// (it accepts them once consistent, as a hot standby).
+async fn poll_state(conn: &ConnConfig) -> Option<State> {
+    let client = instarec_postgres::connect_sql(conn).await.ok()?;
+    let rows = client
+        .simple_query(
+            "SELECT pg_is_in_recovery()::text, pg_get_wal_replay_pause_state(), \
+             coalesce(pg_last_wal_replay_lsn(), '0/0')::text, \
+             (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint::text",
+        )
+        .await
+        .ok()?;
+    let row = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    })?;
+    let in_recovery = row.get(0)? == "true";
+    let paused = row.get(1)? == "paused";
+    let replay_lsn = row.get(2)?.parse().ok()?;
+    let last_commit = row
+        .get(3)
+        .and_then(|m| m.parse::<i64>().ok())
+        .and_then(|micros| Utc.timestamp_micros(micros).single());
+    let end = match (in_recovery, paused) {
+        (false, _) => Some(RecoveryEnd::Promoted),
+        (true, true) => Some(RecoveryEnd::Paused),
+        (true, false) => None,
+    };
+    Some(State {
+        end,
+        replay_lsn,
+        last_commit,
+    })
+}
+
+/// Fast shutdown (SIGINT), then immediate (SIGQUIT) if it takes too long.
+async fn stop(child: &mut tokio::process::Child, pid: u32) {
+    signal(pid, libc::SIGINT);
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        signal(pid, libc::SIGQUIT);
+        let _ = child.wait().await;
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: kill has no memory-safety preconditions; pid is our child.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn lookup_user(name: &str) -> Result<(u32, u32), ServerError> {
+    let c_name =
+        std::ffi::CString::new(name).map_err(|_| ServerError::NoUser { user: name.into() })?;
+    // SAFETY: getpwnam returns null or a pointer to static storage, read at once.
+    let pw = unsafe { libc::getpwnam(c_name.as_ptr()) };
+    if pw.is_null() {
+        return Err(ServerError::NoUser { user: name.into() });
+    }
+    // SAFETY: pw is non-null and points at a valid passwd entry.
+    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+fn chown_tree(path: &Path, (uid, gid): (u32, u32)) -> Result<(), ServerError> {
+    let io = |source| ServerError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io)?;
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).map_err(io)? {
+            chown_tree(&entry.map_err(io)?.path(), (uid, gid))?;
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16, ServerError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|source| ServerError::Io {
+            path: "127.0.0.1:0".into(),
+            source,
+        })
+}
+
+/// `postgres` from --pg-bin-dir, PATH, or Debian's versioned dir.
+fn find_postgres(data_dir: &Path, bin_dir: Option<&Path>) -> Result<PathBuf, ServerError> {
+    let version = std::fs::read_to_string(data_dir.join("PG_VERSION"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = bin_dir.map(Path::to_path_buf).into_iter().collect();
+    if bin_dir.is_none() {
+        if !version.is_empty() {
+            dirs.push(PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")));
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&path));
+        }
+    }
+    dirs.into_iter()
+        .map(|d| d.join("postgres"))
+        .find(|p| p.is_file())
+        .ok_or(ServerError::NoBinary { version })
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn log_tail(log: &Path, from: u64, lines: usize) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let start = (from as usize).min(text.len());
+    let text = String::from_utf8_lossy(&text[start..]);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encodes_socket_paths() {
+        assert_eq!(percent("/tmp/a b"), "%2Ftmp%2Fa%20b");
+        assert_eq!(percent("postgres"), "postgres");
+    }
+}

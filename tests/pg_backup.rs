@@ -1,0 +1,302 @@
+//! `instarec backup` against a real PostgreSQL 15: the tar stream lands in
+//! the archive as chunks that concatenate to a valid tar agreeing with the
+//! server's manifest, and the record that makes a backup count is written
+//! only once the WAL up to its stop position is archived.
+
+mod support;
+
+use instarec::archive::{Archive, ArchiveSettings, ClusterRecord, ClusterTag, Engine};
+use instarec::backup::{layout, BackupRecord};
+use instarec_postgres::Lsn;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::process::GroupChild;
+use support::Postgres;
+
+struct Shipper {
+    child: GroupChild,
+    log: PathBuf,
+}
+
+impl Shipper {
+    fn start(config: &Path) -> Shipper {
+        let log = config.with_extension("ship.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_instarec"));
+        cmd.arg("--config")
+            .arg(config)
+            .arg("-v")
+            .arg("ship")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        let child = GroupChild::spawn("instarec ship", cmd, libc::SIGTERM, Duration::from_secs(10))
+            .expect("spawning instarec ship");
+        Shipper { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM: the shipper flushes and exits 0.
+    fn stop(mut self) -> i32 {
+        let status = self
+            .child
+            .stop(libc::SIGTERM, Duration::from_secs(20))
+            .expect("shipper status");
+        status.code().unwrap_or(-1)
+    }
+}
+
+fn write_config(dir: &Path, archive_url: &str, pg: &Postgres) -> PathBuf {
+    let path = dir.join("instarec.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[archive]\nurl = \"{archive_url}\"\n\n[primary]\nengine = \"postgres\"\nurl = \"{}\"\nflush_interval = \"200ms\"\n",
+            pg.url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn instarec(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_instarec"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("running instarec")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// The archive, bound to the cluster its record names (reads check the tag).
+async fn bound_archive(url: &str) -> Archive {
+    let archive = Archive::open(&ArchiveSettings::new(url)).unwrap();
+    let cluster = archive
+        .read_cluster()
+        .await
+        .unwrap()
+        .expect("cluster record");
+    archive.bind_cluster(ClusterTag::of(cluster.engine, &cluster.system_id))
+}
+
+/// Every regular file in a tar: path → (size, contents if small).
+async fn tar_files(bytes: &[u8]) -> HashMap<String, (u64, Vec<u8>)> {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncReadExt as _;
+    let mut archive = tokio_tar::Archive::new(bytes);
+    let mut entries = archive.entries().unwrap();
+    let mut out = HashMap::new();
+    while let Some(entry) = entries.next().await {
+        let mut entry = entry.expect("a valid tar entry");
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).await.unwrap();
+        let size = data.len() as u64;
+        if size > 4096 {
+            data.clear();
+        }
+        out.insert(path, (size, data));
+    }
+    out
+}
+
+#[test]
+fn backup_under_load_with_ship_running_is_a_valid_tar_that_matches_its_manifest() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let config = write_config(dir.path(), &url, &pg);
+    // ~35 MB of tables: base.tar spans several 16 MiB chunks.
+    assert!(pg.pgbench(&["-i", "-s", "2", "postgres"]).status.success());
+    let shipper = Shipper::start(&config);
+    let bench = {
+        let mut cmd = pg.client_command("pgbench");
+        cmd.args(["-n", "-c", "2", "-T", "8", "postgres"]);
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    std::thread::sleep(Duration::from_secs(1));
+
+    let out = instarec(&config, &["backup", "--json", "--wal-timeout", "60s"]);
+    assert!(
+        out.status.success(),
+        "backup failed; {}\nship log:\n{}",
+        text(&out),
+        shipper.log()
+    );
+    let record: BackupRecord =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(bench.join().unwrap().status.success());
+
+    let list = instarec(&config, &["backup", "list", "--json"]);
+    assert!(list.status.success(), "{}", text(&list));
+    let listed: Vec<BackupRecord> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed, vec![record.clone()]);
+    let start: Lsn = record.start_position.parse().unwrap();
+    let stop: Lsn = record.stop_position.parse().unwrap();
+    assert!(start < stop, "{start} < {stop}");
+    assert_eq!(record.timeline, 1);
+    assert_eq!(record.archives.len(), 1, "no tablespaces: only base.tar");
+    assert_eq!(record.archives[0].name, "base.tar");
+    assert!(record.archives[0].chunks >= 2, "{:?}", record.archives);
+
+    let human = instarec(&config, &["backup", "list"]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains(&record.id),
+        "{}",
+        text(&human)
+    );
+
+    runtime().block_on(async {
+        let archive = bound_archive(&url).await;
+        let base = &record.archives[0];
+        let prefix = format!("{}data/base.tar/", layout::backup_prefix(&record.id));
+        let keys: Vec<String> = archive
+            .list(&prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        let expected: Vec<String> = (0..base.chunks)
+            .map(|i| layout::chunk_key(&record.id, "base.tar", i))
+            .collect();
+        assert_eq!(keys, expected);
+        let mut tar = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let chunk = archive.get(key).await.unwrap();
+            if i + 1 < keys.len() {
+                assert_eq!(chunk.len(), layout::CHUNK_BYTES, "{key} is a full chunk");
+            }
+            tar.extend_from_slice(&chunk);
+        }
+        assert_eq!(tar.len() as u64, base.bytes);
+        assert_eq!(record.size_bytes, base.bytes);
+        let files = tar_files(&tar).await;
+        assert_eq!(
+            files.get("PG_VERSION").map(|f| f.1.as_slice()),
+            Some(&b"15\n"[..])
+        );
+        assert!(
+            files.contains_key("global/pg_control"),
+            "no global/pg_control"
+        );
+        assert!(files.contains_key("backup_label"), "no backup_label");
+
+        let manifest = archive
+            .get(&layout::manifest_key(&record.id))
+            .await
+            .unwrap();
+        assert_eq!(
+            blake3::hash(&manifest).to_hex().to_string(),
+            record.manifest_blake3
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        let listed = manifest["Files"].as_array().expect("Files");
+        assert_eq!(
+            listed.len(),
+            files.len(),
+            "manifest and tar list the same number of files"
+        );
+        for f in listed {
+            let path = f["Path"].as_str().expect("Path");
+            let size = f["Size"].as_u64().expect("Size");
+            let in_tar = files
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} is in the manifest, not in the tar"));
+            assert_eq!(in_tar.0, size, "size of {path}");
+        }
+        let range = &manifest["WAL-Ranges"][0];
+        assert_eq!(
+            range["Start-LSN"].as_str(),
+            Some(record.start_position.as_str())
+        );
+        assert_eq!(
+            range["End-LSN"].as_str(),
+            Some(record.stop_position.as_str())
+        );
+    });
+    let log = shipper.log();
+    assert_eq!(shipper.stop(), 0, "clean stop; log:\n{log}");
+}
+
+#[test]
+fn without_ship_the_backup_does_not_count() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let config = write_config(dir.path(), &url, &pg);
+    let out = instarec(&config, &["backup", "--wal-timeout", "3s"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not archived yet") && stderr.contains("is `instarec ship` running?"),
+        "{}",
+        text(&out)
+    );
+    let list = instarec(&config, &["backup", "list", "--json"]);
+    assert!(list.status.success(), "{}", text(&list));
+    let listed: Vec<BackupRecord> = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    let keys: Vec<String> = runtime()
+        .block_on(async {
+            bound_archive(&url)
+                .await
+                .list(layout::BACKUPS_PREFIX)
+                .await
+                .unwrap()
+        })
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert!(
+        keys.iter().any(|k| k.contains("/data/base.tar/")),
+        "the data was uploaded: {keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.ends_with("/record")),
+        "no record: {keys:?}"
+    );
+}
+
+#[test]
+fn an_archive_of_another_cluster_is_refused_before_anything_is_written() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let config = write_config(dir.path(), &url, &pg);
+    let archive = Archive::open(&ArchiveSettings::new(&url)).unwrap();
+    runtime()
+        .block_on(archive.init_cluster(&ClusterRecord::new(Engine::Postgres, "1234567890")))
+        .unwrap();
+    let out = instarec(&config, &["backup", "--wal-timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1234567890"),
+        "{}",
+        text(&out)
+    );
+    let keys = runtime()
+        .block_on(archive.list(layout::BACKUPS_PREFIX))
+        .unwrap();
+    assert!(keys.is_empty(), "nothing written: {keys:?}");
+}
