@@ -363,9 +363,25 @@ class OwnProcess(Shipper):
     def cpu_and_rss(self):
         return self.cpu_now - self.cpu0, self.hwm
 
+    def lifetime_rss(self):
+        return self.lifetime_hwm
+
     def mark(self):
+        """Start of the load: CPU from here; peak RSS from here too (the
+        start-up catch-up is reported apart as the lifetime peak)."""
         self.poll()
         self.cpu0 = self.cpu_now
+        self.lifetime_hwm = self.hwm
+        try:
+            # "5" resets VmHWM to the current RSS (proc(5), clear_refs).
+            with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+                f.write("5")
+            self.hwm = 0
+        except OSError:
+            pass
+
+    def stop_polling_lifetime(self):
+        self.lifetime_hwm = max(self.lifetime_hwm, self.hwm)
 
 
 class Instarec(OwnProcess):
@@ -527,6 +543,8 @@ REQUEST = re.compile(r'"(GET|PUT|HEAD|DELETE|POST) (\S+) HTTP')
 
 def request_kind(method, path):
     p = path.split("?")[0]
+    if method == "POST" and "?delete" in path:
+        return "DELETE (batch POST ?delete)"
     if "list-type" in path or p.rstrip("/").count("/") <= 1:
         what = "list"
     elif ".part/" in p:
@@ -581,10 +599,12 @@ def measure(pg, shipper, duration, moto=None, switch_at_end=False):
     """Runs the load while sampling; returns the row's numbers."""
     sampler = Sampler(pg, shipper.archived_expr())
     # Let the shipper catch up with pgbench -i before the clock starts.
+    # Same starting point for every configuration: right after a checkpoint,
+    # so every run pays the same full-page writes.
+    pg.sql("CHECKPOINT")
     target = lsn_int(pg.sql("SELECT pg_current_wal_flush_lsn()"))
     if switch_at_end:
         pg.sql("SELECT pg_switch_wal()")
-        pg.sql("CHECKPOINT")
     deadline = time.monotonic() + 120
     while archived_lsn(sampler.sample()[2]) < target:
         if time.monotonic() > deadline:
@@ -632,6 +652,10 @@ def measure(pg, shipper, duration, moto=None, switch_at_end=False):
             break
         time.sleep(SAMPLE_EVERY)
     cpu, rss = shipper.cpu_and_rss()
+    lifetime = None
+    if hasattr(shipper, "lifetime_rss"):
+        shipper.stop_polling_lifetime()
+        lifetime = shipper.lifetime_rss()
     elapsed = load_end - started
     lags, never = lags_ms(samples, horizon)
     tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
@@ -648,6 +672,7 @@ def measure(pg, shipper, duration, moto=None, switch_at_end=False):
         "catch_up_ms": catch_up,
         "cpu_s_per_s": cpu / elapsed if cpu is not None else None,
         "rss_mib": rss / 1024 if rss else None,
+        "lifetime_rss_mib": lifetime / 1024 if lifetime else None,
         "elapsed": elapsed,
     }
     sampler.close()
@@ -740,7 +765,8 @@ def bench_receivewal(duration, synchronous=False):
     s = PgReceivewal(pg, scratch, synchronous=synchronous, label=label)
     try:
         wait_streaming(pg, "pg_receivewal")
-        return measure(pg, s, duration)
+        # Without --synchronous its flush position moves a segment at a time.
+        return measure(pg, s, duration, switch_at_end=not synchronous)
     finally:
         s.stop()
         pg.stop()
@@ -790,16 +816,22 @@ def fmt(v, spec=".0f", none="—"):
     return none if v is None else format(v, spec)
 
 
+def rss_cell(r):
+    if r.get("lifetime_rss_mib") is None:
+        return fmt(r.get("rss_mib"), ".1f")
+    return f"{fmt(r.get('rss_mib'), '.1f')} / {fmt(r['lifetime_rss_mib'], '.1f')}"
+
+
 def table(rows):
     head = ("| configuration | primary TPS | WAL MB/s | lag p50 ms | lag p99 ms | lag max ms "
-            "| catch-up ms | shipper CPU s/s | shipper peak RSS MiB |")
+            "| catch-up ms | shipper CPU s/s | shipper peak RSS MiB (load / lifetime) |")
     out = [head, "|" + "---|" * 9]
     for r in rows:
         lag_note = f" ({r['never']} samples never archived)" if r["never"] else ""
         out.append(f"| {r['label']} | {fmt(r['tps'])} | {fmt(r['wal_mb_s'], '.2f')} "
                    f"| {fmt(r['p50'])} | {fmt(r['p99'])} | {fmt(r['max'])}{lag_note} "
                    f"| {fmt(r['catch_up_ms'], '.0f', 'not within 30 s')} "
-                   f"| {fmt(r['cpu_s_per_s'], '.3f')} | {fmt(r['rss_mib'], '.1f')} |")
+                   f"| {fmt(r['cpu_s_per_s'], '.3f')} | {rss_cell(r)} |")
     return "\n".join(out)
 
 

@@ -314,7 +314,8 @@ fn synchronous_mode_commit_is_archived_even_if_primary_dies_right_after() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}/archive", dir.path().display());
     let config = write_config(dir.path(), &url, &pg, "synchronous = true");
-    pg.psql("CREATE TABLE ledger(note text)");
+    // Local commit only: no synchronous shipper is running yet.
+    pg.psql("SET synchronous_commit = local; CREATE TABLE ledger(note text)");
 
     // With the shipper down, a commit waits for it.
     let mut cmd = pg.client_command("psql");
@@ -377,7 +378,10 @@ fn a_fenced_shipper_exits_with_code_4() {
     let target = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
     wait_flushed(&pg, target, Duration::from_secs(30), &shipper);
 
+    // A promote claims the next epoch on the archive bound to the cluster.
     let archive = open_archive(&url);
+    let record = runtime().block_on(archive.read_cluster()).unwrap().unwrap();
+    let archive = archive.bind_cluster(record.tag());
     runtime()
         .block_on(archive.claim_epoch(EpochClaim {
             holder: "test promote".into(),
@@ -476,7 +480,10 @@ fn primary_restart_is_followed_by_reconnect_without_a_gap() {
     let target = lsn(&pg, "SELECT pg_current_wal_flush_lsn()");
     wait_flushed(&pg, target, Duration::from_secs(60), &shipper);
     let log = shipper.log();
-    assert!(log.contains("reconnect"), "the log says it reconnected:\n{log}");
+    assert!(
+        log.contains("reconnect"),
+        "the log says it reconnected:\n{log}"
+    );
     assert_eq!(shipper.stop(), 0, "clean stop; log:\n{log}");
     let archive = open_archive(&url);
     runtime().block_on(assert_archive_matches_pg_wal(&archive, &pg, target));
@@ -509,10 +516,19 @@ fn metrics_endpoint_reports_uploads_and_durable_position() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} missing from:\n{body}"))
     };
-    assert!(value("instarec_ship_uploaded_objects_total") >= 1.0, "{body}");
+    assert!(
+        value("instarec_ship_uploaded_objects_total") >= 1.0,
+        "{body}"
+    );
     assert!(value("instarec_ship_uploaded_bytes_total") > 0.0, "{body}");
-    assert!(value("instarec_ship_durable_position") >= target.0 as f64, "{body}");
-    assert!(body.contains("instarec_ship_upload_seconds_bucket"), "{body}");
+    assert!(
+        value("instarec_ship_durable_position") >= target.0 as f64,
+        "{body}"
+    );
+    assert!(
+        body.contains("instarec_ship_upload_seconds_bucket"),
+        "{body}"
+    );
     assert!(body.contains("instarec_ship_archive_lag_bytes"), "{body}");
     assert_eq!(shipper.stop(), 0);
 }

@@ -141,11 +141,16 @@ async fn measure_freshness(
             .unwrap();
         let committed = Instant::now();
         loop {
-            let n: i64 = s
+            let n: i64 = match s
                 .query_one("SELECT count(*) FROM marker WHERE id = $1", &[&id])
                 .await
-                .unwrap()
-                .get(0);
+            {
+                Ok(row) => row.get(0),
+                Err(e) => panic!(
+                    "standby query failed: {e}; standby log:\n{}",
+                    support::process::log_tail(standby.log_path(), 30)
+                ),
+            };
             if n == 1 {
                 break;
             }
@@ -203,7 +208,9 @@ fn standby_from_backup_serves_reads_and_stays_fresh_idle_and_under_pgbench() {
         .contains("read-only"));
 
     let rt = runtime();
-    let idle = rt.block_on(measure_freshness(&s.config, &s.primary, &standby, 1000, SAMPLES));
+    let idle = rt.block_on(measure_freshness(
+        &s.config, &s.primary, &standby, 1000, SAMPLES,
+    ));
     let idle_max = summary("idle", idle);
 
     let bench = {
@@ -212,7 +219,9 @@ fn standby_from_backup_serves_reads_and_stays_fresh_idle_and_under_pgbench() {
         std::thread::spawn(move || cmd.output().unwrap())
     };
     std::thread::sleep(Duration::from_secs(1));
-    let busy = rt.block_on(measure_freshness(&s.config, &s.primary, &standby, 2000, SAMPLES));
+    let busy = rt.block_on(measure_freshness(
+        &s.config, &s.primary, &standby, 2000, SAMPLES,
+    ));
     let bench = bench.join().unwrap();
     assert!(
         bench.status.success(),

@@ -88,13 +88,14 @@ pub enum ArchiveError {
     },
 
     #[error(
-        "this writer holds {mine} but {newer} has been claimed by another instarec; \
-         a newer primary exists: stop writing from here and check `instarec status`"
+        "fenced: this writer holds {mine} but {newer} has been claimed (a promote made \
+         another server the primary); nothing more is written from here: point this \
+         shipper at the new primary, whose address `instarec archive ls epochs/` records"
     )]
     Fenced { mine: Epoch, newer: Epoch },
 
     #[error(
-        "{epoch} was claimed by another instarec first; check `instarec status` to see \
+        "{epoch} was claimed by another instarec first; list `epochs/` with `instarec archive ls epochs/` to see \
          who holds it before trying again"
     )]
     EpochTaken { epoch: Epoch },

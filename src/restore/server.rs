@@ -98,8 +98,12 @@ pub async fn recover(
         Some(p) => p,
         None => free_port()?,
     };
-    let socket_dir =
-        std::env::temp_dir().join(format!("instarec-restore-{}-{port}", std::process::id()));
+    // /tmp, not $TMPDIR: the server's user must reach it, and socket paths
+    // are limited to ~100 bytes.
+    let tmp = Some(PathBuf::from("/tmp"))
+        .filter(|t| t.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let socket_dir = tmp.join(format!("instarec-restore-{}-{port}", std::process::id()));
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| ServerError::Io { path, source }

@@ -30,7 +30,9 @@ impl ShipMetrics {
         let lag_seconds = Gauge::<f64, AtomicU64>::default();
         let uploaded_bytes = Counter::default();
         let uploaded_objects = Counter::default();
-        let upload_seconds = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let upload_seconds = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         let errors = Counter::default();
         let durable_position = Gauge::default();
         registry.register(

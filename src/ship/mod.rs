@@ -37,14 +37,15 @@ pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     match primary.engine {
         Engine::Postgres => {
-            let conn = postgres_conn(primary)?;
-            let addr = format!("{}:{}", conn.host, conn.port);
             let opts = PgSourceOptions {
-                conn,
+                conn: postgres_conn(primary)?,
                 slot: primary.slot.clone(),
             };
-            let (source, archive) = PgSource::open(opts, &archive).await?;
-            let epoch = epoch_claim::epoch_for_primary(&archive, &addr).await?;
+            let (connected, archive) = PgSource::connect(opts, &archive).await?;
+            // Invariant 4: the epoch is settled before anything is written.
+            let epoch = epoch_claim::epoch_for_primary(&archive, &connected.primary_addr()).await?;
+            archive.ensure_current_epoch(epoch).await?;
+            let source = connected.start(&archive).await?;
             tracing::info!(%epoch, archive = %archive.url(), synchronous = primary.synchronous, "shipping");
             pipeline::run(
                 source,

@@ -47,7 +47,11 @@ pub fn end_of_keys(keys: &[String], size: WalSegmentSize) -> Option<(TimelineId,
     let mut segs = complete.remove(&tli).unwrap_or_default();
     segs.sort();
     // From the first archived segment of this timeline, as far as contiguous.
-    let first_part = parts.keys().filter(|(t, _)| *t == tli).map(|(_, s)| *s).min();
+    let first_part = parts
+        .keys()
+        .filter(|(t, _)| *t == tli)
+        .map(|(_, s)| *s)
+        .min();
     let mut seg = match (segs.first(), first_part) {
         (Some(a), Some(b)) => (*a).min(b),
         (Some(a), None) => *a,

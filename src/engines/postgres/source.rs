@@ -15,6 +15,7 @@ use instarec_postgres::replication::client::ReplicationClient;
 use instarec_postgres::replication::message::ReplicationMessage;
 use instarec_postgres::replication::status_update::StandbyStatusUpdate;
 use instarec_postgres::replication::stream::WalStream;
+use instarec_postgres::replication::system_identity::SystemIdentity;
 use instarec_postgres::replication::timestamp::PgTimestamp;
 use instarec_postgres::segment::WalSegmentSize;
 use std::time::Duration;
@@ -41,18 +42,30 @@ pub struct PgSource {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-impl PgSource {
-    /// Connects, binds the archive to this cluster, makes sure the slot
-    /// exists, finds where the archive ends and starts streaming there.
-    /// Returns the source and the archive bound to the primary's cluster.
-    pub async fn open(opts: PgSourceOptions, archive: &Archive) -> anyhow::Result<(Self, Archive)> {
-        let mut client = ReplicationClient::connect(&opts.conn).await?;
-        let identity = client.identify_system().await?;
-        let size = client.wal_segment_size().await?;
-        let system_id = identity.system_id.to_string();
-        let (archive, _) = archive.open_cluster(Engine::Postgres, &system_id).await?;
-        tracing::info!(system_id = %system_id, timeline = %identity.timeline, xlogpos = %identity.xlogpos, segment_size = size.bytes(), "connected to primary {}", client.addr());
+/// Connected and bound to the cluster, but nothing written yet: the caller
+/// checks its fencing epoch before `start` writes anything.
+pub struct PgConnected {
+    opts: PgSourceOptions,
+    client: ReplicationClient,
+    identity: SystemIdentity,
+    size: WalSegmentSize,
+}
 
+impl PgConnected {
+    /// host:port of the primary, as epochs record it.
+    pub fn primary_addr(&self) -> String {
+        format!("{}:{}", self.opts.conn.host, self.opts.conn.port)
+    }
+
+    /// Archives history files, makes sure the slot exists, finds where the
+    /// archive ends and starts streaming there.
+    pub async fn start(self, archive: &Archive) -> anyhow::Result<PgSource> {
+        let PgConnected {
+            opts,
+            mut client,
+            identity,
+            size,
+        } = self;
         for t in 2..=identity.timeline.0 {
             let (name, content) = client.timeline_history(TimelineId(t)).await?;
             archive
@@ -78,7 +91,7 @@ impl PgSource {
 
         let mut ready = Vec::new();
         let mut superseded = Vec::new();
-        let buffer = match resume::find(&archive, size).await? {
+        let buffer = match resume::find(archive, size).await? {
             Some(point) => {
                 if point.tli > identity.timeline {
                     bail!(
@@ -115,18 +128,40 @@ impl PgSource {
             .start_physical(Some(&opts.slot), buffer.end(), buffer.timeline())
             .await?;
         let ready_bytes = ready.iter().map(|(_, b)| b.len() as u64).sum();
+        Ok(PgSource {
+            opts,
+            system_id: identity.system_id.to_string(),
+            size,
+            stream: Some(stream),
+            buffer,
+            ready,
+            ready_bytes,
+            superseded,
+            durable,
+            backoff: Duration::from_millis(100),
+        })
+    }
+}
+
+impl PgSource {
+    /// Connects and binds the archive to the primary's cluster (refusing
+    /// another cluster's archive). Writes nothing.
+    pub async fn connect(
+        opts: PgSourceOptions,
+        archive: &Archive,
+    ) -> anyhow::Result<(PgConnected, Archive)> {
+        let mut client = ReplicationClient::connect(&opts.conn).await?;
+        let identity = client.identify_system().await?;
+        let size = client.wal_segment_size().await?;
+        let system_id = identity.system_id.to_string();
+        let (archive, _) = archive.open_cluster(Engine::Postgres, &system_id).await?;
+        tracing::info!(system_id = %system_id, timeline = %identity.timeline, xlogpos = %identity.xlogpos, segment_size = size.bytes(), "connected to primary {}", client.addr());
         Ok((
-            PgSource {
+            PgConnected {
                 opts,
-                system_id,
+                client,
+                identity,
                 size,
-                stream: Some(stream),
-                buffer,
-                ready,
-                ready_bytes,
-                superseded,
-                durable,
-                backoff: Duration::from_millis(100),
             },
             archive,
         ))

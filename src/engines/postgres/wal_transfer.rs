@@ -1,7 +1,7 @@
 //! The archive_command / restore_command contract: `wal-push %p` and
 //! `wal-fetch %f %p`, drop-in like WAL-G's and pgBackRest's.
 
-use super::layout::{self, WalKey};
+use super::layout;
 use crate::archive::{Archive, ArchiveError, ClusterTag, Engine, PutOutcome};
 use bytes::{Bytes, BytesMut};
 use instarec_postgres::page::XLogPageHeader;
@@ -99,22 +99,31 @@ pub async fn fetch(
         name: name.to_string(),
     })?;
     let archive = bind_recorded(archive).await?;
-    if let Some(bytes) = archive.get_opt(&key).await? {
-        write_atomically(dest, &bytes).await?;
-        return Ok(Fetched::Complete);
-    }
-    if !serve_partial {
-        return Ok(Fetched::Absent);
-    }
-    let Ok(WalFileKind::Segment { .. }) = WalFileKind::parse(name, size) else {
-        return Ok(Fetched::Absent);
-    };
-    match assemble_parts(&archive, &key).await? {
-        Some((data, received)) => {
-            write_atomically(dest, &data).await?;
-            Ok(Fetched::PartialTail { bytes: received })
+    // The shipper deletes a segment's parts once the whole segment is
+    // durable: a part that vanishes between list and get means the
+    // segment is complete now, so look again (bounded).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if let Some(bytes) = archive.get_opt(&key).await? {
+            write_atomically(dest, &bytes).await?;
+            return Ok(Fetched::Complete);
         }
-        None => Ok(Fetched::Absent),
+        if !serve_partial {
+            return Ok(Fetched::Absent);
+        }
+        let Ok(WalFileKind::Segment { .. }) = WalFileKind::parse(name, size) else {
+            return Ok(Fetched::Absent);
+        };
+        match assemble_parts(&archive, &key).await {
+            Ok(Some((data, received))) => {
+                write_atomically(dest, &data).await?;
+                return Ok(Fetched::PartialTail { bytes: received });
+            }
+            Ok(None) => return Ok(Fetched::Absent),
+            Err(TransferError::Archive(ArchiveError::NotFound { .. })) if attempts < 3 => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -127,9 +136,10 @@ pub async fn assemble_parts(
     let prefix = format!("{segment_key}.part/");
     let mut ranges = Vec::new();
     for e in archive.list(&prefix).await? {
-        if let WalKey::Part { start, end, .. } =
-            layout::parse_key(&e.key, WalSegmentSize::new(1 << 30).expect("valid"))
-        {
+        // Only the range suffix is parsed: reading the segment name needs the
+        // real segment size, unknown until the first page is read (a guessed
+        // 1 GiB size rejected names like ...0000000000000004).
+        if let Some((start, end)) = e.key.strip_prefix(&prefix).and_then(part_range) {
             ranges.push((start, end, e.key));
         }
     }
@@ -171,6 +181,14 @@ pub async fn assemble_parts(
     let received = data.len() as u64;
     data.resize(seg_size.max(data.len()), 0);
     Ok(Some((data.freeze(), received)))
+}
+
+/// `<START>-<END>` in hex, a non-empty range within the largest segment size.
+fn part_range(suffix: &str) -> Option<(u64, u64)> {
+    let (a, b) = suffix.split_once('-')?;
+    let start = u64::from_str_radix(a, 16).ok()?;
+    let end = u64::from_str_radix(b, 16).ok()?;
+    (start < end && end <= 1 << 30).then_some((start, end))
 }
 
 fn segment_system_id(data: &[u8], path: &Path) -> Result<u64, TransferError> {
