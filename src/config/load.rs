@@ -18,7 +18,11 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("archive_", &["archive"]),
     ("primary_", &["primary"]),
     ("standby_", &["standby"]),
+    ("cutover_pgbouncer_", &["cutover", "pgbouncer"]),
+    ("cutover_haproxy_", &["cutover", "haproxy"]),
+    ("cutover_hook_", &["cutover", "hook"]),
     ("cutover_", &["cutover"]),
+    ("promote_", &["promote"]),
     ("metrics_", &["metrics"]),
 ];
 
@@ -94,7 +98,7 @@ impl ConfigSources {
             else {
                 return Err(ConfigError::UnknownEnv {
                     var: var.clone(),
-                    sections: "ARCHIVE, ARCHIVE_S3, PRIMARY, STANDBY, CUTOVER, METRICS".into(),
+                    sections: "ARCHIVE, ARCHIVE_S3, PRIMARY, STANDBY, CUTOVER, CUTOVER_PGBOUNCER, CUTOVER_HAPROXY, CUTOVER_HOOK, PROMOTE, METRICS".into(),
                 });
             };
             let key = &lower[prefix.len()..];

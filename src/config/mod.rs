@@ -12,7 +12,7 @@ pub use error::ConfigError;
 pub use load::{ConfigSources, DEFAULT_CONFIG_PATH};
 pub use secret::{mask_url_password, Secret, SecretUrl};
 pub use sections::{
-    ArchiveSection, Config, CutoverSection, MetricsSection, PrimarySection, S3Section,
-    StandbySection,
+    ArchiveSection, Config, CutoverMethods, CutoverSection, HaproxySection, HookSection,
+    MetricsSection, PgbouncerSection, PrimarySection, PromoteSection, S3Section, StandbySection,
 };
 pub use units::{ByteSize, HumanDuration};

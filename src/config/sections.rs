@@ -17,6 +17,8 @@ pub struct Config {
     pub primary: Option<PrimarySection>,
     pub standby: Option<StandbySection>,
     pub cutover: Option<CutoverSection>,
+    #[serde(default)]
+    pub promote: PromoteSection,
     pub metrics: Option<MetricsSection>,
 }
 
@@ -97,11 +99,89 @@ pub struct StandbySection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CutoverSection {
-    /// "proxy" (default); later also pgbouncer, haproxy, hook.
-    #[serde(default = "defaults::cutover_method")]
-    pub method: String,
+    /// One method or a list, applied in order: "proxy" (default),
+    /// "pgbouncer", "haproxy", "hook".
+    #[serde(default = "defaults::cutover_methods")]
+    pub method: CutoverMethods,
     /// Where `instarec proxy` listens, e.g. "127.0.0.1:6432".
     pub listen: Option<SocketAddr>,
+    /// The proxy's control port, which promote tells about the new primary
+    /// (loopback only); default: none, the proxy then polls the archive.
+    pub proxy_control: Option<SocketAddr>,
+    pub pgbouncer: Option<PgbouncerSection>,
+    pub haproxy: Option<HaproxySection>,
+    pub hook: Option<HookSection>,
+}
+
+/// `method = "proxy"` or `method = ["pgbouncer", "hook"]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum CutoverMethods {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl CutoverMethods {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            CutoverMethods::One(m) => vec![m.clone()],
+            CutoverMethods::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgbouncerSection {
+    /// Admin console, e.g. "postgres://pgbouncer@127.0.0.1:6432/pgbouncer".
+    pub admin_url: SecretUrl,
+    /// The [databases] entry to repoint.
+    pub database: String,
+    /// The pgbouncer.ini include file instarec rewrites with the new
+    /// primary, e.g. "/etc/pgbouncer/instarec-databases.ini".
+    pub databases_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxySection {
+    /// Runtime API: "unix:/run/haproxy/admin.sock" or "127.0.0.1:9999".
+    pub runtime_api: String,
+    pub backend: String,
+    pub server: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSection {
+    /// Run through `sh -c` with INSTAREC_NEW_PRIMARY_HOST, _PORT and
+    /// INSTAREC_EPOCH set; non-zero exit fails the cutover.
+    pub command: String,
+    /// Default "30s".
+    #[serde(default = "defaults::hook_timeout")]
+    pub timeout: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteSection {
+    /// How long to try reaching the old primary before failing over
+    /// without it; default "5s".
+    #[serde(default = "defaults::old_primary_timeout")]
+    pub old_primary_timeout: HumanDuration,
+    /// How long a planned switchover waits for the archive to catch up
+    /// with the old primary's final position; default "30s".
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout: HumanDuration,
+}
+
+impl Default for PromoteSection {
+    fn default() -> Self {
+        PromoteSection {
+            old_primary_timeout: defaults::old_primary_timeout(),
+            drain_timeout: defaults::drain_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -126,7 +206,16 @@ mod defaults {
     pub fn flush_bytes() -> ByteSize {
         ByteSize(4 * 1024 * 1024)
     }
-    pub fn cutover_method() -> String {
-        "proxy".into()
+    pub fn cutover_methods() -> CutoverMethods {
+        CutoverMethods::One("proxy".into())
+    }
+    pub fn hook_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(30))
+    }
+    pub fn old_primary_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(5))
+    }
+    pub fn drain_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(30))
     }
 }
