@@ -9,51 +9,9 @@ use instarec::engines::postgres::layout::{self, WalKey};
 use instarec::engines::postgres::wal_transfer;
 use instarec_postgres::{Lsn, WalSegmentSize};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::process::GroupChild;
+use support::instarec::{write_pg_config, Shipper};
 use support::{Moto, PgOptions, Postgres};
-
-struct Shipper {
-    child: GroupChild,
-    log: PathBuf,
-}
-
-impl Shipper {
-    fn start(config: &Path) -> Shipper {
-        let log = config.with_extension(format!("ship-{}.log", rand_suffix()));
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_instarec"));
-        cmd.arg("--config")
-            .arg(config)
-            .arg("-v")
-            .arg("ship")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        let child = GroupChild::spawn("instarec ship", cmd, libc::SIGTERM, Duration::from_secs(10))
-            .expect("spawning instarec ship");
-        Shipper { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM: the shipper flushes and exits 0.
-    fn stop(mut self) -> i32 {
-        let status = self
-            .child
-            .stop(libc::SIGTERM, Duration::from_secs(20))
-            .expect("shipper status");
-        status.code().unwrap_or(-1)
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        self.child
-            .wait_timeout(timeout)
-            .map(|s| s.code().unwrap_or(-1))
-    }
-}
 
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
@@ -63,10 +21,9 @@ fn rand_suffix() -> u64 {
 }
 
 fn write_config(dir: &Path, archive_url: &str, pg: &Postgres, extra_primary: &str) -> PathBuf {
-    write_config_with(dir, archive_url, pg, extra_primary, "")
+    write_pg_config(dir, archive_url, &pg.url(), extra_primary, "")
 }
 
-/// `extra` is appended after [primary]: further sections.
 fn write_config_with(
     dir: &Path,
     archive_url: &str,
@@ -74,16 +31,7 @@ fn write_config_with(
     extra_primary: &str,
     extra: &str,
 ) -> PathBuf {
-    let path = dir.join("instarec.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[archive]\nurl = \"{archive_url}\"\n\n[primary]\nengine = \"postgres\"\nurl = \"{}\"\nflush_interval = \"200ms\"\n{extra_primary}\n\n{extra}",
-            pg.url()
-        ),
-    )
-    .unwrap();
-    path
+    write_pg_config(dir, archive_url, &pg.url(), extra_primary, extra)
 }
 
 fn open_archive(url: &str) -> Archive {
@@ -116,23 +64,8 @@ fn lsn(pg: &Postgres, sql: &str) -> Lsn {
     pg.psql(sql).parse().expect("an LSN")
 }
 
-/// Waits until the primary says our slot's flush position reached `target`.
 fn wait_flushed(pg: &Postgres, target: Lsn, timeout: Duration, shipper: &Shipper) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let flushed = pg.psql("SELECT coalesce(flush_lsn, '0/0') FROM pg_stat_replication WHERE application_name = 'instarec'");
-        if let Ok(l) = flushed.parse::<Lsn>() {
-            if l >= target {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "archive did not reach {target} in {timeout:?} (primary reports {flushed:?}); shipper log:\n{}",
-            shipper.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    shipper.wait_flushed(pg, target, timeout)
 }
 
 fn segment_size(pg: &Postgres) -> WalSegmentSize {

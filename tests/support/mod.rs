@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod http;
+pub mod instarec;
 pub mod mariadb;
 pub mod moto;
 pub mod postgres;

@@ -1,0 +1,80 @@
+//! `host:port` as the archive's epoch records and the control protocol write it.
+
+use super::CutoverError;
+use std::fmt;
+
+/// A host name or IP literal plus a port. IPv6 literals print in brackets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// Parses `host:port`, `1.2.3.4:port` or `[v6]:port`.
+    pub fn parse(value: &str) -> Result<HostPort, CutoverError> {
+        let bad = |reason: &str| CutoverError::BadAddress {
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            let port = after.strip_prefix(':').ok_or_else(|| bad("no :port"))?;
+            (host, port)
+        } else {
+            let (host, port) = value.rsplit_once(':').ok_or_else(|| bad("no :port"))?;
+            if host.contains(':') {
+                return Err(bad("IPv6 addresses need brackets"));
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("whitespace in host"));
+        }
+        let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
+        if port == 0 {
+            return Err(bad("port 0"));
+        }
+        Ok(HostPort::new(host, port))
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_names_ipv4_and_ipv6() {
+        for text in ["db2.internal:5432", "10.0.0.5:6432", "[::1]:5433"] {
+            assert_eq!(HostPort::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(HostPort::parse("[::1]:5433").unwrap().host, "::1");
+    }
+
+    #[test]
+    fn rejects_what_is_not_host_port() {
+        for text in ["db2", ":5432", "db2:", "db2:x", "db2:70000", "::1:5432", "[::1]5432", "a b:1", "db:0"] {
+            assert!(HostPort::parse(text).is_err(), "{text} should be rejected");
+        }
+    }
+}
