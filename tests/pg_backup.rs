@@ -12,55 +12,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-use support::process::GroupChild;
+use support::instarec::{write_pg_config, Shipper};
 use support::Postgres;
 
-struct Shipper {
-    child: GroupChild,
-    log: PathBuf,
-}
-
-impl Shipper {
-    fn start(config: &Path) -> Shipper {
-        let log = config.with_extension("ship.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_instarec"));
-        cmd.arg("--config")
-            .arg(config)
-            .arg("-v")
-            .arg("ship")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        let child = GroupChild::spawn("instarec ship", cmd, libc::SIGTERM, Duration::from_secs(10))
-            .expect("spawning instarec ship");
-        Shipper { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM: the shipper flushes and exits 0.
-    fn stop(mut self) -> i32 {
-        let status = self
-            .child
-            .stop(libc::SIGTERM, Duration::from_secs(20))
-            .expect("shipper status");
-        status.code().unwrap_or(-1)
-    }
-}
-
 fn write_config(dir: &Path, archive_url: &str, pg: &Postgres) -> PathBuf {
-    let path = dir.join("instarec.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[archive]\nurl = \"{archive_url}\"\n\n[primary]\nengine = \"postgres\"\nurl = \"{}\"\nflush_interval = \"200ms\"\n",
-            pg.url()
-        ),
-    )
-    .unwrap();
-    path
+    write_pg_config(dir, archive_url, &pg.url(), "", "")
 }
 
 fn instarec(config: &Path, args: &[&str]) -> Output {
@@ -299,4 +255,58 @@ fn an_archive_of_another_cluster_is_refused_before_anything_is_written() {
         .block_on(archive.list(layout::BACKUPS_PREFIX))
         .unwrap();
     assert!(keys.is_empty(), "nothing written: {keys:?}");
+}
+
+#[test]
+fn archive_verify_checks_each_backups_chunks_manifest_and_wal() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = dir.path().join("archive");
+    let url = format!("file://{}", archive_dir.display());
+    let config = write_config(dir.path(), &url, &pg);
+    let shipper = Shipper::start(&config);
+    pg.psql("CREATE TABLE t AS SELECT generate_series(1, 10000) AS x");
+    let out = instarec(&config, &["backup", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let record: BackupRecord = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shipper.stop(), 0);
+
+    let clean = instarec(&config, &["archive", "verify"]);
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert!(
+        text(&clean).contains("backups: 1 checked"),
+        "{}",
+        text(&clean)
+    );
+
+    // Losing the WAL a backup needs makes it unrestorable: verify says which.
+    let stop: Lsn = record.stop_position.parse().unwrap();
+    let seg_size: u64 = pg
+        .psql("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
+        .parse()
+        .unwrap();
+    let size = instarec_postgres::WalSegmentSize::new(seg_size).unwrap();
+    let wal_key = instarec::engines::postgres::layout::segment_key(
+        instarec_postgres::TimelineId(record.timeline),
+        size.segment_of(stop),
+        size,
+    );
+    let wal_file = archive_dir.join(&wal_key);
+    let parts_dir = archive_dir.join(format!("{wal_key}.part"));
+    let _ = std::fs::remove_file(&wal_file);
+    let _ = std::fs::remove_dir_all(&parts_dir);
+    let out = instarec(&config, &["archive", "verify"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("backup {} needs WAL", record.id)),
+        "{}",
+        text(&out)
+    );
+
+    // A missing chunk is named.
+    let chunk = layout::chunk_key(&record.id, "base.tar", 0);
+    std::fs::remove_file(archive_dir.join(&chunk)).unwrap();
+    let out = instarec(&config, &["archive", "verify"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains(&chunk), "{}", text(&out));
 }

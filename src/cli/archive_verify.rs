@@ -3,6 +3,8 @@
 
 use super::Context;
 use crate::archive::{ClusterRecord, ClusterTag, Engine};
+use crate::backup::layout::BACKUPS_PREFIX;
+use crate::engines::postgres::backup_verify;
 use crate::engines::postgres::layout::WAL_PREFIX;
 use crate::engines::postgres::wal_verify::{self, WalReport};
 use crate::exit::{CodedError, ARCHIVE_FAULT};
@@ -39,10 +41,27 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let backups = match &cluster {
+        Some(c) if c.engine == Engine::Postgres && covers_backups(&args.prefix) => {
+            let size = wal.as_ref().and_then(|w| w.segment_size);
+            let (count, found) = backup_verify::verify_backups(&archive, size).await?;
+            for (key, message) in found {
+                if !faults.iter().any(|(k, _)| *k == key) {
+                    faults.push((key, message));
+                }
+            }
+            faults.sort_by(|a, b| a.0.cmp(&b.0));
+            Some(count)
+        }
+        _ => None,
+    };
     if args.json {
-        print_json(&archive, &report, &faults, wal.as_ref());
+        print_json(&archive, &report, &faults, wal.as_ref(), backups);
     } else {
         print_text(&archive, &report, &faults, wal.as_ref(), cluster.as_ref());
+        if let Some(n) = backups {
+            println!("backups: {n} checked (chunks, manifest, WAL from start to stop)");
+        }
     }
     if faults.is_empty() {
         Ok(())
@@ -56,6 +75,11 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         )
         .into())
     }
+}
+
+/// Whether keys under `prefix` can include backups.
+fn covers_backups(prefix: &str) -> bool {
+    BACKUPS_PREFIX.starts_with(prefix) || prefix.starts_with(BACKUPS_PREFIX)
 }
 
 /// Whether keys under `prefix` can include WAL.
@@ -80,6 +104,7 @@ fn print_json(
     report: &crate::archive::VerifyReport,
     faults: &[(String, String)],
     wal: Option<&WalReport>,
+    backups: Option<usize>,
 ) {
     let faults: Vec<_> = faults
         .iter()
@@ -105,6 +130,7 @@ fn print_json(
             "bytes": report.bytes,
             "faults": faults,
             "wal": wal,
+            "backups_checked": backups,
         })
     );
 }

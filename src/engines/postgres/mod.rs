@@ -2,6 +2,7 @@
 //! complete segments plus ranged parts of the in-progress segment.
 
 pub mod archive_end;
+pub mod backup_verify;
 pub mod layout;
 pub mod resume;
 pub mod segment_buffer;
