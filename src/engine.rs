@@ -67,3 +67,114 @@ pub trait LogSource: Send {
     /// for status after a restart).
     fn durable(&self) -> Self::Position;
 }
+
+/// The old primary after fencing: where its log ends for good.
+#[derive(Debug, Clone)]
+pub struct FencedPrimary<P> {
+    pub final_position: P,
+    /// Client sessions ended by the fence.
+    pub sessions_ended: u64,
+    /// Its settings made every commit wait for the shipper (zero-loss mode).
+    pub waits_for_shipper: bool,
+}
+
+/// Who a server says it is, checked before promote changes anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// The system identity the archive's cluster record names.
+    pub system_id: String,
+    /// True for a standby (still replaying).
+    pub replaying: bool,
+}
+
+/// Whether the old primary answered.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    Reached(ServerIdentity),
+    /// Why not, for the report (refused, timed out, still in crash recovery).
+    Unreachable(String),
+}
+
+/// The standby right after promotion.
+#[derive(Debug, Clone)]
+pub struct Promoted<P> {
+    /// The end of the log it replayed: everything up to here survived.
+    pub recovered: P,
+    /// The commit time the old primary stamped on the last transaction the
+    /// standby replayed; every commit it lacks was acknowledged after this.
+    pub last_commit_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// An engine's server control as `promote` sees it: the old primary, the
+/// standby, and positions in the archive. The sequence, its timeouts and the
+/// RPO arithmetic live once in `promote/`; adapters only translate.
+#[async_trait::async_trait]
+pub trait ServerControl: Send + Sync {
+    type Position: Clone
+        + Ord
+        + fmt::Display
+        + fmt::Debug
+        + std::str::FromStr
+        + Send
+        + Sync
+        + 'static;
+
+    /// host:port of the standby being promoted, spelled as `ship` spells
+    /// its primary, so the new epoch names the server a shipper will use.
+    fn standby_addr(&self) -> String;
+
+    /// host:port of the old primary, when configured.
+    fn old_primary_addr(&self) -> Option<String>;
+
+    /// The standby's identity. Read-only.
+    async fn standby_identity(&self) -> anyhow::Result<ServerIdentity>;
+
+    /// Connects to the old primary within `within`. Unreachable is a
+    /// failover, not an error; wrong credentials are. Changes nothing.
+    async fn reach_old_primary(&self, within: std::time::Duration) -> anyhow::Result<Reach>;
+
+    /// Fences the reachable old primary: new transactions are read-only and
+    /// client sessions are ended, while the server keeps running so its last
+    /// log still reaches the archive. Returns where its log ends for good.
+    async fn fence_old_primary(&self) -> anyhow::Result<FencedPrimary<Self::Position>>;
+
+    /// Undoes the fence when a switchover is abandoned before any epoch was claimed.
+    async fn unfence_old_primary(&self) -> anyhow::Result<()>;
+
+    /// Where the archive's contiguous log ends, including the in-progress tail.
+    async fn archive_end(
+        &self,
+        archive: &crate::archive::Archive,
+    ) -> anyhow::Result<Option<Self::Position>>;
+
+    /// How far the standby has replayed.
+    async fn standby_replayed(&self) -> anyhow::Result<Self::Position>;
+
+    /// How long the standby may pause between looks at the archive; a
+    /// stall longer than this means it replayed all it can.
+    async fn standby_poll_interval(&self) -> anyhow::Result<std::time::Duration>;
+
+    /// Ends recovery on the standby and waits until it accepts writes.
+    async fn promote_standby(
+        &self,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<Promoted<Self::Position>>;
+
+    /// Archives what the new primary's log needs to be followed (the new
+    /// timeline's history file); returns one line for the log.
+    async fn publish_new_history(
+        &self,
+        archive: &crate::archive::Archive,
+    ) -> anyhow::Result<String>;
+
+    /// Commits one probe row through `via` (a proxy) or, when None,
+    /// directly on the new primary.
+    async fn write_probe(
+        &self,
+        via: Option<std::net::SocketAddr>,
+        note: &str,
+    ) -> anyhow::Result<()>;
+
+    /// Log bytes from `earlier` to `later`; 0 when `later` is not after it.
+    fn bytes_between(&self, earlier: &Self::Position, later: &Self::Position) -> u64;
+}

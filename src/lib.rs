@@ -4,6 +4,7 @@ pub mod archive;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod cutover;
 pub mod engine;
 pub mod engines;
 pub mod exit;

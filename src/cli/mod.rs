@@ -8,6 +8,7 @@ mod archive_verify;
 mod backup;
 mod config_check;
 mod context;
+mod proxy;
 mod restore;
 mod ship;
 mod standby;
@@ -60,6 +61,8 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Forward client connections to the current primary, following promotes (long-running)
+    Proxy(proxy::Args),
     /// Point-in-time restore of a backup plus archived WAL into a new data directory
     Restore(restore::Args),
     /// Stream the primary's log into the archive (long-running)
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(ArchiveCommand::Verify(args)) => archive_verify::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
+        Command::Proxy(args) => proxy::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,
         Command::Ship(args) => ship::run(&ctx, args).await,
         Command::Standby(cmd) => standby::run(&ctx, cmd).await,

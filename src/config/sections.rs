@@ -140,6 +140,10 @@ pub struct PgbouncerSection {
     /// The pgbouncer.ini include file instarec rewrites with the new
     /// primary, e.g. "/etc/pgbouncer/instarec-databases.ini".
     pub databases_file: PathBuf,
+    /// How long PAUSE may wait for in-flight transactions before cutover
+    /// falls back to KILL (clients then see errors); default "10s".
+    #[serde(default = "defaults::pgbouncer_pause_timeout")]
+    pub pause_timeout: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -208,6 +212,9 @@ mod defaults {
     }
     pub fn cutover_methods() -> CutoverMethods {
         CutoverMethods::One("proxy".into())
+    }
+    pub fn pgbouncer_pause_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
     }
     pub fn hook_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(30))

@@ -47,6 +47,22 @@ impl HostPort {
         }
         Ok(HostPort::new(host, port))
     }
+
+    /// The host and port of a `postgres://` or `mysql://` URL, with
+    /// `default_port` when the URL names none.
+    pub fn from_url(value: &str, default_port: u16) -> Result<HostPort, CutoverError> {
+        let bad = |reason: &str| CutoverError::BadAddress {
+            value: crate::config::mask_url_password(value),
+            reason: reason.to_string(),
+        };
+        let url = url::Url::parse(value).map_err(|e| bad(&e.to_string()))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(HostPort::new(host, url.port().unwrap_or(default_port)))
+    }
 }
 
 impl fmt::Display for HostPort {
@@ -72,8 +88,28 @@ mod tests {
     }
 
     #[test]
+    fn takes_host_and_port_from_connection_urls() {
+        let p = HostPort::from_url("postgres://u:secret@db1:6543/app", 5432).unwrap();
+        assert_eq!(p.to_string(), "db1:6543");
+        let p = HostPort::from_url("mysql://root@[::1]/x", 3306).unwrap();
+        assert_eq!(p.to_string(), "[::1]:3306");
+        let e = HostPort::from_url("postgres://u:secret@/app", 5432).unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
     fn rejects_what_is_not_host_port() {
-        for text in ["db2", ":5432", "db2:", "db2:x", "db2:70000", "::1:5432", "[::1]5432", "a b:1", "db:0"] {
+        for text in [
+            "db2",
+            ":5432",
+            "db2:",
+            "db2:x",
+            "db2:70000",
+            "::1:5432",
+            "[::1]5432",
+            "a b:1",
+            "db:0",
+        ] {
             assert!(HostPort::parse(text).is_err(), "{text} should be rejected");
         }
     }

@@ -52,7 +52,10 @@ pub const METHODS: &[&str] = &["proxy", "pgbouncer", "haproxy", "hook"];
 
 /// Applies each configured method in order; stops at the first failure with
 /// an error naming the method and what to do.
-pub async fn run(config: &CutoverSection, target: &CutoverTarget) -> anyhow::Result<Vec<CutoverStep>> {
+pub async fn run(
+    config: &CutoverSection,
+    target: &CutoverTarget,
+) -> anyhow::Result<Vec<CutoverStep>> {
     let methods = checked_methods(config)?;
     let mut steps = Vec::with_capacity(methods.len());
     for method in methods {
@@ -163,8 +166,11 @@ fn checked_methods(config: &CutoverSection) -> Result<Vec<String>, CutoverError>
 fn pgbouncer_section(
     config: &CutoverSection,
 ) -> Result<&crate::config::PgbouncerSection, CutoverError> {
-    config.pgbouncer.as_ref().ok_or(CutoverError::MissingSection {
-        method: "pgbouncer",
-        keys: "admin_url, database, databases_file",
-    })
+    config
+        .pgbouncer
+        .as_ref()
+        .ok_or(CutoverError::MissingSection {
+            method: "pgbouncer",
+            keys: "admin_url, database, databases_file",
+        })
 }

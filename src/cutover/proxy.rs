@@ -109,7 +109,11 @@ impl ProxyServer {
             ));
         }
         if let Some(control) = self.control {
-            tokio::spawn(proxy_control::serve(control, self.routes.clone(), stop.clone()));
+            tokio::spawn(proxy_control::serve(
+                control,
+                self.routes.clone(),
+                stop.clone(),
+            ));
         }
         tracing::info!(listen = %self.options.listen, control = ?self.options.control, "proxy: serving");
         loop {

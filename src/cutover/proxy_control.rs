@@ -198,7 +198,10 @@ pub(super) fn log_update(source: &str, epoch: u64, update: &RouteUpdate) {
             "proxy: new primary from the {source}; closed connections to the old one"
         ),
         RouteUpdate::EpochAdvanced => {
-            tracing::info!(epoch, "proxy: {source} names the same primary for a newer epoch")
+            tracing::info!(
+                epoch,
+                "proxy: {source} names the same primary for a newer epoch"
+            )
         }
         RouteUpdate::Unchanged | RouteUpdate::Refused(_) => {}
     }
@@ -244,13 +247,21 @@ pub async fn status(addr: SocketAddr) -> Result<(Option<HostPort>, u64), Cutover
     }
 }
 
-async fn exchange(addr: SocketAddr, request: &ControlRequest) -> Result<ControlReply, CutoverError> {
+async fn exchange(
+    addr: SocketAddr,
+    request: &ControlRequest,
+) -> Result<ControlReply, CutoverError> {
     let failed = |reason: String| CutoverError::ProxyControl { addr, reason };
     let work = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| failed(format!("connect: {e}")))?;
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| failed(format!("connect: {e}")))?;
         let mut out = BytesMut::new();
         request.encode(&mut out);
-        stream.write_all(&out).await.map_err(|e| failed(format!("send: {e}")))?;
+        stream
+            .write_all(&out)
+            .await
+            .map_err(|e| failed(format!("send: {e}")))?;
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
         let n = read_line(&mut reader, &mut line)
@@ -289,8 +300,14 @@ mod tests {
             epoch: 2,
         };
         assert_eq!(encoded_request(&primary), b"PRIMARY 10.0.0.2:5432 2\n");
-        assert_eq!(ControlRequest::parse(b"PRIMARY 10.0.0.2:5432 2\n").unwrap(), primary);
-        assert_eq!(ControlRequest::parse(b"STATUS\r\n").unwrap(), ControlRequest::Status);
+        assert_eq!(
+            ControlRequest::parse(b"PRIMARY 10.0.0.2:5432 2\n").unwrap(),
+            primary
+        );
+        assert_eq!(
+            ControlRequest::parse(b"STATUS\r\n").unwrap(),
+            ControlRequest::Status
+        );
         assert_eq!(encoded_request(&ControlRequest::Status), b"STATUS\n");
     }
 
@@ -319,7 +336,13 @@ mod tests {
                 },
                 b"OK [::1]:5433 7\n",
             ),
-            (ControlReply::Status { primary: None, epoch: 3 }, b"OK - 3\n"),
+            (
+                ControlReply::Status {
+                    primary: None,
+                    epoch: 3,
+                },
+                b"OK - 3\n",
+            ),
             (
                 ControlReply::Err("epoch 1 is older than the current epoch 2".into()),
                 b"ERR epoch 1 is older than the current epoch 2\n",
@@ -329,6 +352,9 @@ mod tests {
             assert_eq!(encoded_reply(&reply), bytes);
             assert_eq!(ControlReply::parse(bytes).unwrap(), reply);
         }
-        assert_eq!(encoded_reply(&ControlReply::Err("a\nb".into())), b"ERR a b\n");
+        assert_eq!(
+            encoded_reply(&ControlReply::Err("a\nb".into())),
+            b"ERR a b\n"
+        );
     }
 }

@@ -146,12 +146,18 @@ mod tests {
         let table = RouteTable::new(1, a());
         assert_eq!(
             table.offer(2, None),
-            RouteUpdate::Switched { from: a(), to: None }
+            RouteUpdate::Switched {
+                from: a(),
+                to: None
+            }
         );
         assert_eq!(table.current().upstream, None);
         assert_eq!(
             table.offer(2, b()),
-            RouteUpdate::Switched { from: None, to: b() }
+            RouteUpdate::Switched {
+                from: None,
+                to: b()
+            }
         );
     }
 }

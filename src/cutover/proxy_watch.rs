@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The newest epoch and its primary; None before the first claim. A record
 /// whose primary is not host:port routes nowhere rather than to an old primary.
-pub async fn read_current(archive: &Archive) -> Result<Option<(u64, Option<HostPort>)>, ArchiveError> {
+pub async fn read_current(
+    archive: &Archive,
+) -> Result<Option<(u64, Option<HostPort>)>, ArchiveError> {
     Ok(archive.current_epoch().await?.map(|record| {
         let upstream = primary_of(&record);
         (record.epoch.0, upstream)

@@ -86,13 +86,20 @@ pub async fn run<S: LogSource>(
         uploaded_bytes: 0,
     };
     let mut in_flight: Option<Upload<S::Position>> = None;
-    let mut ticker = tokio::time::interval(options.flush_interval.min(options.position_interval));
+    // Status, position records and lag metrics; flushes have their own deadline.
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(200).min(options.position_interval));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_flush = Instant::now();
+    // When the oldest byte not yet cut arrived: it must be uploading within
+    // flush_interval, which bounds the archive's lag.
+    let mut uncut_since: Option<Instant> = None;
     source.acknowledge(&st.durable).await?;
 
     loop {
         let can_read = source.buffered_bytes() < options.max_buffered_bytes;
+        let flush_at = uncut_since
+            .filter(|_| in_flight.is_none())
+            .map(|t| tokio::time::Instant::from_std(t + options.flush_interval));
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -102,20 +109,21 @@ pub async fn run<S: LogSource>(
                 finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
                 if options.synchronous && source.buffered_bytes() > 0 {
                     in_flight = start_upload(&mut source, &archive, epoch).await?;
-                    last_flush = Instant::now();
+                    uncut_since = None;
                 }
             }
             event = source.recv(), if can_read => {
                 match event? {
                     SourceEvent::Received { primary } => {
                         st.pending_since.get_or_insert_with(Instant::now);
+                        uncut_since.get_or_insert_with(Instant::now);
                         if primary.is_some() {
                             st.primary = primary;
                         }
                         let due = options.synchronous || source.buffered_bytes() >= options.flush_bytes;
                         if due && in_flight.is_none() {
                             in_flight = start_upload(&mut source, &archive, epoch).await?;
-                            last_flush = Instant::now();
+                            uncut_since = None;
                         }
                     }
                     SourceEvent::PrimaryAt { position, reply_requested } => {
@@ -127,14 +135,11 @@ pub async fn run<S: LogSource>(
                     }
                 }
             }
+            _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
+                in_flight = start_upload(&mut source, &archive, epoch).await?;
+                uncut_since = None;
+            }
             _ = ticker.tick() => {
-                if in_flight.is_none()
-                    && source.buffered_bytes() > 0
-                    && last_flush.elapsed() >= options.flush_interval
-                {
-                    in_flight = start_upload(&mut source, &archive, epoch).await?;
-                    last_flush = Instant::now();
-                }
                 if st.last_status.elapsed() >= options.status_interval {
                     source.acknowledge(&st.durable).await?;
                     st.last_status = Instant::now();

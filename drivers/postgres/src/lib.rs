@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod conn;
+pub mod control;
 pub mod error;
 pub mod lsn;
 pub mod page;
@@ -16,6 +17,7 @@ pub mod sql;
 pub mod wal_file;
 
 pub use conn::config::{ConfigError, ConnConfig, SslMode};
+pub use control::{ControlConnection, ServerState};
 pub use error::PgError;
 pub use lsn::{Lsn, ParseLsnError, TimelineId};
 pub use page::{XLogLongPageHeader, XLogPageHeader};

@@ -3,6 +3,7 @@
 
 pub mod archive_end;
 pub mod backup_verify;
+pub mod control;
 pub mod layout;
 pub mod resume;
 pub mod segment_buffer;
@@ -10,4 +11,5 @@ pub mod source;
 pub mod wal_transfer;
 pub mod wal_verify;
 
+pub use control::PgControl;
 pub use source::{PgSource, PgSourceOptions};
