@@ -9,5 +9,7 @@ pub mod engine;
 pub mod engines;
 pub mod exit;
 pub mod logging;
+pub mod promote;
 pub mod restore;
 pub mod ship;
+pub mod status;

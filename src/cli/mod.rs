@@ -8,10 +8,12 @@ mod archive_verify;
 mod backup;
 mod config_check;
 mod context;
+mod promote;
 mod proxy;
 mod restore;
 mod ship;
 mod standby;
+mod status;
 mod wal_fetch;
 mod wal_push;
 
@@ -63,10 +65,14 @@ pub enum Command {
     Config(ConfigCommand),
     /// Forward client connections to the current primary, following promotes (long-running)
     Proxy(proxy::Args),
+    /// Promote [standby]: fence [primary], drain, promote, cut over, report RPO/RTO
+    Promote(promote::Args),
     /// Point-in-time restore of a backup plus archived WAL into a new data directory
     Restore(restore::Args),
     /// Stream the primary's log into the archive (long-running)
     Ship(ship::Args),
+    /// The archive's view of the cluster: owner, epoch, log end, lag, backups
+    Status(status::Args),
     /// Hot standbys fed from the archive: init
     #[command(subcommand)]
     Standby(standby::StandbyCommand),
@@ -108,8 +114,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
         Command::Proxy(args) => proxy::run(&ctx, args).await,
+        Command::Promote(args) => promote::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,
         Command::Ship(args) => ship::run(&ctx, args).await,
+        Command::Status(args) => status::run(&ctx, args).await,
         Command::Standby(cmd) => standby::run(&ctx, cmd).await,
         Command::WalPush(args) => wal_push::run(&ctx, args).await,
         Command::WalFetch(args) => wal_fetch::run(&ctx, args).await,

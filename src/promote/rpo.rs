@@ -80,8 +80,9 @@ pub fn assess<P: Ord + Clone + Display>(
 ) -> Rpo<P> {
     let mut notes = Vec::new();
     let time_bound = || -> Option<f64> {
-        i.last_commit_at
-            .map(|t| ((i.started_at - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6).max(0.0))
+        i.last_commit_at.map(|t| {
+            ((i.started_at - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6).max(0.0)
+        })
     };
 
     if let Some(final_position) = &i.fenced_final {
@@ -189,7 +190,10 @@ mod tests {
         let mut i = inputs(120);
         i.fenced_final = Some(110);
         let r = assess(&i, diff);
-        assert_eq!((r.mode, r.bytes, r.seconds, r.bytes_exact), (Mode::Planned, 0, Some(0.0), true));
+        assert_eq!(
+            (r.mode, r.bytes, r.seconds, r.bytes_exact),
+            (Mode::Planned, 0, Some(0.0), true)
+        );
         assert_eq!(r.last_known, 110);
     }
 
@@ -230,7 +234,10 @@ mod tests {
         let mut i = inputs(100);
         i.synchronous = true;
         let r = assess(&i, diff);
-        assert_eq!((r.mode, r.bytes, r.seconds), (Mode::Synchronous, 0, Some(0.0)));
+        assert_eq!(
+            (r.mode, r.bytes, r.seconds),
+            (Mode::Synchronous, 0, Some(0.0))
+        );
         assert_eq!(r.known_gap_bytes, 50);
         i.recovered = 90;
         let r = assess(&i, diff);

@@ -1,0 +1,62 @@
+//! `instarec promote`: fence the old primary, claim the next epoch, drain
+//! and promote the standby, cut clients over, and report the RPO and RTO
+//! achieved. The sequence lives once in [`sequence`]; each engine plugs in
+//! through [`crate::engine::ServerControl`].
+
+pub mod drain;
+pub mod error;
+pub mod report;
+pub mod rpo;
+pub mod sequence;
+pub mod steps;
+
+pub use error::PromoteError;
+pub use report::PromoteReport;
+pub use rpo::Mode;
+pub use sequence::{Plan, PromoteOptions};
+
+use crate::archive::{Archive, Engine};
+use crate::config::{Config, ConfigError};
+use crate::engines::postgres::PgControl;
+use crate::ship::postgres_conn;
+use anyhow::Context as _;
+use instarec_postgres::ConnConfig;
+
+/// Promotes [standby] per `config`; the report says what it achieved.
+pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Result<PromoteReport> {
+    let standby_url = config.standby.as_ref().and_then(|s| s.url.as_ref()).ok_or(
+        ConfigError::MissingSection {
+            section: "standby",
+            origin: "the configuration (promote needs [standby] url)".into(),
+        },
+    )?;
+    let archive = Archive::open(&config.archive.settings()?)?;
+    let plan = Plan {
+        archive: &archive,
+        promote: &config.promote,
+        cutover: config.cutover.as_ref(),
+        synchronous: config.primary.as_ref().is_some_and(|p| p.synchronous),
+    };
+    let engine = config
+        .primary
+        .as_ref()
+        .map(|p| p.engine)
+        .unwrap_or(Engine::Postgres);
+    match engine {
+        Engine::Postgres => {
+            let standby = ConnConfig::from_url(standby_url.expose())
+                .with_context(|| format!("[standby] url {standby_url}"))?;
+            let primary = config.primary.as_ref().map(postgres_conn).transpose()?;
+            let application_name = config
+                .primary
+                .as_ref()
+                .map(|p| p.application_name.clone())
+                .unwrap_or_else(|| "instarec".into());
+            let control = PgControl::new(primary, standby, application_name);
+            sequence::run(&control, plan, options).await
+        }
+        Engine::Mysql => anyhow::bail!(
+            "engine \"mysql\" cannot be promoted yet in this version; promote the replica with your MySQL tooling"
+        ),
+    }
+}

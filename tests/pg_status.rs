@@ -1,0 +1,64 @@
+//! `instarec status` reads the archive's view of a cluster that is shipping.
+
+mod support;
+
+use instarec_postgres::Lsn;
+use std::process::Command;
+use std::time::Duration;
+use support::instarec::{binary, write_pg_config, Shipper};
+use support::Postgres;
+
+#[test]
+fn status_reports_owner_epoch_and_archive_end_of_a_shipping_cluster() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let config = write_pg_config(dir.path(), &url, &pg.url(), "", "");
+    let shipper = Shipper::start(&config);
+    pg.psql("CREATE TABLE t AS SELECT generate_series(1, 20000) AS x");
+    let target: Lsn = pg
+        .psql("SELECT pg_current_wal_flush_lsn()")
+        .parse()
+        .unwrap();
+    shipper.wait_flushed(&pg, target, Duration::from_secs(30));
+    // Let the shipper record the primary's position (at most once a second).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(shipper.stop(), 0);
+
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let system_id = pg.psql("SELECT system_identifier FROM pg_control_system()");
+    assert_eq!(v["engine"], "postgres");
+    assert_eq!(v["system_id"], system_id.as_str());
+    assert_eq!(v["epoch"], 1);
+    assert_eq!(
+        v["epoch_primary"],
+        format!("127.0.0.1:{}", pg.port()).as_str()
+    );
+    let end: Lsn = v["archive_end"].as_str().unwrap().parse().unwrap();
+    assert!(end >= target, "archive end {end} < {target}");
+    assert_eq!(v["timeline"], 1);
+    assert!(v["last_primary_position"]["primary"].is_string(), "{v}");
+    assert_eq!(v["backups"], 0);
+
+    let text = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&system_id), "{text}");
+    assert!(text.contains("epoch          1"), "{text}");
+}
