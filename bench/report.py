@@ -86,6 +86,20 @@ def anomalies(rows):
     return "\n".join(out) if out else "None: every configuration ran, every sampled position was archived, and every `instarec ship` exited 0 on SIGTERM."
 
 
+def cadence_note(part_puts, secs, flush_ms):
+    """Below the WAL-rate ÷ flush_bytes regime, parts should come once per
+    flush_interval; say so when the measured cadence is much slower."""
+    if not part_puts:
+        return ""
+    period = secs / part_puts * 1000
+    if period <= 1.25 * flush_ms:
+        return f"That is one part every {period:.0f} ms, as configured."
+    return (f"That is one part every {period:.0f} ms on average, not every {flush_ms} ms: "
+            f"the shipper skipped flush ticks (see the lag p50 of about {flush_ms} ms "
+            "in the table, where one flush per interval would give about half that). "
+            "The object-store bill is below the bound above, but so is the freshness.")
+
+
 def write_doc(path, table, rows, m, duration, flush_ms):
     f, s3 = rows.get("instarec_file", {}), rows.get("instarec_s3", {})
     rw, rws = rows.get("receivewal", {}), rows.get("receivewal_sync", {})
@@ -247,6 +261,7 @@ counted from moto's request log (one line per request):
 {requests_table(load, secs)}
 Part PUTs: {part_puts} in {secs:.1f} s = {part_puts / secs:.2f}/s against the bound of
 {1000 / flush_ms:.0f}/s; fence-check HEADs: {heads} = {heads / secs:.2f}/s.
+{cadence_note(part_puts, secs, flush_ms)}
 
 Objects left in the bucket after the run (superseded parts are deleted once
 their segment is complete): {', '.join(f'{k}: {v}' for k, v in objects.items()) or '—'}.

@@ -134,10 +134,9 @@ async fn haproxy_is_repointed_and_sessions_to_the_old_primary_are_closed() {
     let on_b = connect(haproxy.port).await;
     assert_eq!(server_port(&on_b).await, Ok(b.port()));
 
-    // Again over the TCP runtime API, back to A in a later epoch; "localhost"
-    // is resolved for haproxy, which takes IP literals only.
+    // Again over the TCP runtime API, back to A in a later epoch.
     let target = CutoverTarget {
-        host: "localhost".into(),
+        host: "127.0.0.1".into(),
         port: a.port(),
         epoch: 3,
     };

@@ -69,7 +69,12 @@ fn cluster(opts: PgOptions, primary_extra: &str, rest: &str) -> Cluster {
     write_config(&config, &archive_url, &primary.url(), primary_extra);
     let shipper = Shipper::start(&config);
     let out = instarec(&config, &["backup", "--json", "--wal-timeout", "60s"]);
-    assert!(out.status.success(), "backup: {}\nship log:\n{}", text(&out), shipper.log());
+    assert!(
+        out.status.success(),
+        "backup: {}\nship log:\n{}",
+        text(&out),
+        shipper.log()
+    );
     let scratch = new_scratch_dir();
     let data = scratch.path().join("data");
     let out = instarec(
@@ -162,7 +167,11 @@ impl Ledger {
 fn wait_for_commits(ledger: &Ledger, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while ledger.count() < n {
-        assert!(Instant::now() < deadline, "the ledger client committed only {}", ledger.count());
+        assert!(
+            Instant::now() < deadline,
+            "the ledger client committed only {}",
+            ledger.count()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -191,7 +200,10 @@ fn promote(c: &Cluster, args: &[&str]) -> serde_json::Value {
 fn epochs(archive_url: &str) -> Vec<String> {
     let dir = PathBuf::from(archive_url.trim_start_matches("file://")).join("epochs");
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -238,7 +250,9 @@ fn ship_from_new_primary(c: &Cluster) {
     assert_eq!(shipper.stop(), 0, "ship from the new primary; log:\n{log}");
     let tli2 = PathBuf::from(c.archive_url.trim_start_matches("file://")).join("wal/00000002");
     assert!(
-        std::fs::read_dir(&tli2).map(|mut d| d.next().is_some()).unwrap_or(false),
+        std::fs::read_dir(&tli2)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
         "no timeline 2 WAL in the archive; log:\n{log}"
     );
 }
@@ -272,7 +286,10 @@ fn planned_switchover_loses_no_acknowledged_commit_and_fences_the_old_primary() 
         .filter(|id| !on_new.contains(id))
         .collect();
     assert!(acked.len() >= 200);
-    assert!(lost.is_empty(), "planned switchover lost acknowledged commits {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "planned switchover lost acknowledged commits {lost:?}"
+    );
     assert_eq!(c.standby.psql("SELECT pg_is_in_recovery()"), "f");
 
     // The old primary is read-only, and its shipper is fenced on its next write.
@@ -295,7 +312,9 @@ fn planned_switchover_loses_no_acknowledged_commit_and_fences_the_old_primary() 
 fn failover_after_kill9_reports_rpo_covering_every_lost_commit() {
     let mut seed = Utc::now().timestamp_subsec_nanos() as u64;
     for round in 0..FAILOVER_ROUNDS {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let kill_after = Duration::from_millis(300 + (seed >> 33) % 1500);
         let mut c = cluster(PgOptions::default(), "", "");
         let ledger = Ledger::start(c.primary.url());
@@ -312,13 +331,18 @@ fn failover_after_kill9_reports_rpo_covering_every_lost_commit() {
         let on_new = ids_on(&c.standby);
         let started: DateTime<Utc> = report["started_at"].as_str().unwrap().parse().unwrap();
         let rpo_seconds = report["rpo_seconds"].as_f64();
-        let lost: Vec<&(i64, DateTime<Utc>)> =
-            acked.iter().filter(|(id, _)| !on_new.contains(id)).collect();
-        println!("round {round}: {} acknowledged, {} lost", acked.len(), lost.len());
+        let lost: Vec<&(i64, DateTime<Utc>)> = acked
+            .iter()
+            .filter(|(id, _)| !on_new.contains(id))
+            .collect();
+        println!(
+            "round {round}: {} acknowledged, {} lost",
+            acked.len(),
+            lost.len()
+        );
         if !lost.is_empty() {
             let seconds = rpo_seconds.expect("commits were lost, so rpo_seconds must bound them");
-            let window_start =
-                started - chrono::Duration::microseconds((seconds * 1e6) as i64);
+            let window_start = started - chrono::Duration::microseconds((seconds * 1e6) as i64);
             for (id, at) in &lost {
                 assert!(
                     *at >= window_start,
@@ -334,8 +358,17 @@ fn failover_after_kill9_reports_rpo_covering_every_lost_commit() {
             let code = c.shipper.wait_exit(Duration::from_secs(60));
             assert_eq!(code, Some(4), "old shipper; log:\n{}", c.shipper.log());
             let out = instarec(&c.config, &["ship"]);
-            assert_eq!(out.status.code(), Some(4), "a new shipper of the old primary: {}", text(&out));
-            assert!(String::from_utf8_lossy(&out.stderr).contains("fenced"), "{}", text(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(4),
+                "a new shipper of the old primary: {}",
+                text(&out)
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("fenced"),
+                "{}",
+                text(&out)
+            );
         }
     }
 }
@@ -366,7 +399,10 @@ fn synchronous_failover_loses_no_acknowledged_commit() {
         .filter(|id| !on_new.contains(id))
         .collect();
     assert!(acked.len() >= 100);
-    assert!(lost.is_empty(), "synchronous mode lost acknowledged commits {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "synchronous mode lost acknowledged commits {lost:?}"
+    );
 }
 
 #[test]
@@ -386,7 +422,11 @@ fn promoting_a_non_standby_or_another_cluster_fails_and_changes_nothing() {
     );
     let out = instarec(&other, &["promote"]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is system"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is system"),
+        "{}",
+        text(&out)
+    );
 
     // The standby, promoted by hand: no longer a standby.
     c.standby.psql("SELECT pg_promote(true, 60)");

@@ -85,6 +85,35 @@ pub fn end_of_keys(keys: &[String], size: WalSegmentSize) -> Option<(TimelineId,
     }
 }
 
+/// The cluster's WAL segment size, read from the long header of the first
+/// archived segment or first part; None when no WAL is archived yet.
+pub async fn segment_size(archive: &Archive) -> Result<Option<WalSegmentSize>, ArchiveError> {
+    // The smallest size accepts every valid name; keys use names verbatim.
+    let naming = WalSegmentSize::new(1 << 20).expect("1 MiB is a valid segment size");
+    for e in archive.list(layout::WAL_PREFIX).await? {
+        // Part ranges may exceed the naming size, so they are read by name.
+        let first_page = matches!(layout::parse_key(&e.key, naming), WalKey::Segment { .. })
+            || e.key.contains(".part/00000000-");
+        if !first_page {
+            continue;
+        }
+        let data = archive.get(&e.key).await?;
+        let header = instarec_postgres::page::XLogPageHeader::parse(&data).map_err(|err| {
+            ArchiveError::Corrupt {
+                key: e.key.clone(),
+                reason: format!("first WAL page: {err}"),
+            }
+        })?;
+        if let Some(size) = header
+            .long
+            .and_then(|l| WalSegmentSize::new(u64::from(l.seg_size)).ok())
+        {
+            return Ok(Some(size));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,33 +165,4 @@ mod tests {
         );
         assert_eq!(end_of_keys(&[], size()), None);
     }
-}
-
-/// The cluster's WAL segment size, read from the long header of the first
-/// archived segment or first part; None when no WAL is archived yet.
-pub async fn segment_size(archive: &Archive) -> Result<Option<WalSegmentSize>, ArchiveError> {
-    // The smallest size accepts every valid name; keys use names verbatim.
-    let naming = WalSegmentSize::new(1 << 20).expect("1 MiB is a valid segment size");
-    for e in archive.list(layout::WAL_PREFIX).await? {
-        // Part ranges may exceed the naming size, so they are read by name.
-        let first_page = matches!(layout::parse_key(&e.key, naming), WalKey::Segment { .. })
-            || e.key.contains(".part/00000000-");
-        if !first_page {
-            continue;
-        }
-        let data = archive.get(&e.key).await?;
-        let header = instarec_postgres::page::XLogPageHeader::parse(&data).map_err(|err| {
-            ArchiveError::Corrupt {
-                key: e.key.clone(),
-                reason: format!("first WAL page: {err}"),
-            }
-        })?;
-        if let Some(size) = header
-            .long
-            .and_then(|l| WalSegmentSize::new(u64::from(l.seg_size)).ok())
-        {
-            return Ok(Some(size));
-        }
-    }
-    Ok(None)
 }
