@@ -35,7 +35,8 @@ impl PipelineOptions {
             flush_bytes,
             synchronous,
             position_interval: Duration::from_secs(1),
-            max_buffered_bytes: 64 * 1024 * 1024,
+            // Two 16 MiB segments: keeps ship's memory bounded while catching up.
+            max_buffered_bytes: 32 * 1024 * 1024,
             status_interval: Duration::from_secs(10),
         }
     }
