@@ -156,7 +156,13 @@ impl BinlogClient {
     /// Opens the replication connection and asks for the binlog from `from`.
     pub async fn start(self, from: StartPosition) -> Result<BinlogStream, MysqlError> {
         let mut conn = PacketConnection::connect(&self.host, self.port).await?;
-        login(&mut conn, &self.user, self.pass.as_deref()).await?;
+        let hello = login(&mut conn, &self.user, self.pass.as_deref()).await?;
+        tracing::debug!(
+            addr = %self.addr(),
+            connection_id = hello.connection_id,
+            version = %hello.version,
+            "replication connection logged in"
+        );
 
         // Events come with the checksums they have in the primary's files.
         set(&mut conn, "SET @master_binlog_checksum = @@global.binlog_checksum").await?;
@@ -187,6 +193,7 @@ impl BinlogClient {
                     server_id: self.server_id,
                     file: String::new(),
                     pos: 4,
+                    send_annotate_rows: true,
                 }
                 .encode(&mut dump);
             }
@@ -204,6 +211,7 @@ impl BinlogClient {
                     server_id: self.server_id,
                     file: at.file.clone(),
                     pos,
+                    send_annotate_rows: self.flavor == ServerFlavor::Mariadb,
                 }
                 .encode(&mut dump)
             }

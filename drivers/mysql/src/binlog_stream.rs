@@ -25,10 +25,10 @@ impl BinlogStream {
         }
     }
 
-    /// The next event or heartbeat; None once the primary ended the stream
-    /// (it does not, for a blocking dump, until it shuts down: then this is
-    /// an error). Any error is final: reconnect and resume from the last
-    /// transaction end you kept.
+    /// The next event or heartbeat. A primary shutting down (or restarting,
+    /// or killing our thread) is an error, and any error is final: reconnect
+    /// and resume from the last transaction end you kept. None only after
+    /// that error, if called again.
     ///
     /// Cancel-safe: dropping the future loses nothing; bytes read so far
     /// stay in the stream for the next call.
@@ -39,9 +39,14 @@ impl BinlogStream {
         let packet = self.conn.read_packet().await?;
         match self.decoder.decode(packet)? {
             Decoded::Event(event) => Ok(Some(event)),
+            // We always ask for a blocking dump, which the primary ends
+            // only when it shuts down or kills our thread.
             Decoded::End => {
                 self.ended = true;
-                Ok(None)
+                Err(MysqlError::Closed {
+                    addr: self.conn.addr().to_string(),
+                    context: " with an end-of-stream packet (shutdown or KILL)".into(),
+                })
             }
         }
     }

@@ -23,6 +23,14 @@ const SERVER_VERSION_LEN: usize = 50;
 const FIXED_LEN: usize = 2 + SERVER_VERSION_LEN + 4 + 1;
 const TYPE: EventType = EventType::FormatDescription;
 
+/// LOG_EVENT_BINLOG_IN_USE_F: set in the FORMAT_DESCRIPTION of a binlog
+/// file while the server writes it, cleared when it closes the file and in
+/// what it streams. The CRC32 is computed as if it were clear, so clearing
+/// it changes no checksum.
+pub const BINLOG_IN_USE_FLAG: u16 = 0x1;
+/// Where the low byte of the header's flags sits.
+const FLAGS_OFFSET: usize = 17;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatDescriptionEvent {
     pub binlog_version: u16,
@@ -86,7 +94,14 @@ impl FormatDescriptionEvent {
             });
         }
         let fde = Self::parse(&event.bytes[EVENT_HEADER_LEN..])?;
-        event.verify(fde.checksum)?;
+        if event.header.flags & BINLOG_IN_USE_FLAG == 0 {
+            event.verify(fde.checksum)?;
+        } else {
+            // The server's CRC covers the event with the flag cleared.
+            let mut bytes = event.bytes.to_vec();
+            bytes[FLAGS_OFFSET] &= !(BINLOG_IN_USE_FLAG as u8);
+            RawEvent::parse(bytes.into())?.verify(fde.checksum)?;
+        }
         Ok(fde)
     }
 
@@ -136,6 +151,36 @@ mod tests {
         assert_eq!(FormatDescriptionEvent::from_event(&event).unwrap(), fde);
         let reparsed = RawEvent::parse(event.bytes.clone()).unwrap();
         assert_eq!(reparsed, event);
+    }
+
+    #[test]
+    fn in_use_flag_is_outside_the_checksum() {
+        let fde = FormatDescriptionEvent {
+            binlog_version: 4,
+            server_version: "10.11.19-MariaDB-log".into(),
+            create_timestamp: 0,
+            post_header_lengths: vec![0x38, 0x0d],
+            checksum: BinlogChecksum::Crc32,
+        };
+        let mut body = BytesMut::new();
+        fde.encode(&mut body);
+        let header = EventHeader {
+            timestamp: 1,
+            event_type: TYPE,
+            server_id: 1,
+            event_size: 0,
+            log_pos: 0,
+            flags: 0,
+        };
+        let closed = RawEvent::build(header, &body, BinlogChecksum::Crc32);
+        let mut open = closed.bytes.to_vec();
+        open[FLAGS_OFFSET] |= 1;
+        let open = RawEvent::parse(open.into()).unwrap();
+        assert!(open.verify_crc32().is_err());
+        assert_eq!(FormatDescriptionEvent::from_event(&open).unwrap(), fde);
+        let mut corrupt = open.bytes.to_vec();
+        corrupt[30] ^= 1;
+        assert!(FormatDescriptionEvent::from_event(&RawEvent::parse(corrupt.into()).unwrap()).is_err());
     }
 
     #[test]

@@ -60,13 +60,24 @@ pub struct BinlogDump {
     pub file: String,
     /// Offsets past 4 GiB cannot be asked for with this command (u32 on the wire).
     pub pos: u32,
+    /// BINLOG_SEND_ANNOTATE_ROWS_EVENT (MariaDB): without it the primary
+    /// leaves its ANNOTATE_ROWS events out and the stream is not the file.
+    pub send_annotate_rows: bool,
 }
+
+/// COM_BINLOG_DUMP flag (MariaDB): send ANNOTATE_ROWS events too.
+const BINLOG_SEND_ANNOTATE_ROWS_EVENT: u16 = 0x02;
 
 impl BinlogDump {
     pub fn encode(&self, buf: &mut BytesMut) {
         buf.put_u8(COM_BINLOG_DUMP);
         buf.put_u32_le(self.pos);
-        buf.put_u16_le(0); // flags: 0 = block at the end and wait for more
+        // No BINLOG_DUMP_NON_BLOCK: at the end, wait for more.
+        buf.put_u16_le(if self.send_annotate_rows {
+            BINLOG_SEND_ANNOTATE_ROWS_EVENT
+        } else {
+            0
+        });
         buf.put_u32_le(self.server_id);
         buf.put_slice(self.file.as_bytes());
     }
@@ -131,9 +142,10 @@ mod tests {
             server_id: 7,
             file: "mysql-bin.000002".into(),
             pos: 4,
+            send_annotate_rows: true,
         }
         .encode(&mut buf);
-        let mut expected = vec![0x12, 4, 0, 0, 0, 0, 0, 7, 0, 0, 0];
+        let mut expected = vec![0x12, 4, 0, 0, 0, 2, 0, 7, 0, 0, 0];
         expected.extend_from_slice(b"mysql-bin.000002");
         assert_eq!(&buf[..], &expected[..]);
     }
