@@ -157,31 +157,52 @@ async fn streams_the_binlog_byte_identical_in_gtid_order_resumes_and_follows_rot
 
     let first = &events[0];
     assert_eq!(first.event_type(), EventType::Rotate);
-    assert!(first.artificial, "the stream opens with the artificial Rotate");
-    assert_eq!(first.file, "mysql-bin.000001", "no stray checksum bytes in the name");
+    assert!(
+        first.artificial,
+        "the stream opens with the artificial Rotate"
+    );
+    assert_eq!(
+        first.file, "mysql-bin.000001",
+        "no stray checksum bytes in the name"
+    );
 
     // GTIDs: one per transaction, consecutive, the last one the server's position.
     let seen = gtids(&events);
     assert!(seen.len() >= 24, "{} GTIDs", seen.len());
     for pair in seen.windows(2) {
-        assert_eq!(pair[1].seq_no, pair[0].seq_no + 1, "{} then {}", pair[0], pair[1]);
+        assert_eq!(
+            pair[1].seq_no,
+            pair[0].seq_no + 1,
+            "{} then {}",
+            pair[0],
+            pair[1]
+        );
     }
     let pos: MariadbGtidPos = seen.iter().copied().collect();
     assert_eq!(pos, binlog_pos(&db));
     // Each event group ends exactly once, before the next GTID.
     let mut open = false;
     for ev in &events {
-        if ev.gtid.is_some() {
-            assert!(!open, "GTID {} starts before the previous group ended", ev.gtid.unwrap());
+        if let Some(gtid) = ev.gtid {
+            assert!(!open, "GTID {gtid} starts before the previous group ended");
             open = true;
         }
         if ev.ends_transaction {
-            assert!(open, "{:?} at {} ends no group", ev.event_type(), ev.log_pos());
+            assert!(
+                open,
+                "{:?} at {} ends no group",
+                ev.event_type(),
+                ev.log_pos()
+            );
             open = false;
         }
     }
-    assert!(events.iter().any(|e| e.event_type() == EventType::Query && e.ends_transaction),
-        "the Aria insert ends with a COMMIT query");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type() == EventType::Query && e.ends_transaction),
+        "the Aria insert ends with a COMMIT query"
+    );
     assert!(events.iter().any(|e| e.event_type() == EventType::Xid));
 
     // Rotation: FLUSH BINARY LOGS, then more writes land in the next file.
@@ -246,7 +267,10 @@ async fn a_server_restart_ends_the_stream_with_an_error() {
 
     tokio::task::block_in_place(|| db.restart());
     let err = loop {
-        match tokio::time::timeout(WAIT, stream.next()).await.expect("no error within 20 s") {
+        match tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("no error within 20 s")
+        {
             Ok(Some(_)) => continue,
             Ok(None) => panic!("the stream ended quietly instead of failing"),
             Err(e) => break e,
@@ -278,4 +302,48 @@ async fn wrong_password_and_bad_urls_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(!err.to_string().contains("pw@"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semi_sync_commit_waits_for_our_ack() {
+    let db = std::sync::Arc::new(MariaDb::start());
+    db.query("CREATE DATABASE test; CREATE TABLE test.t (id INT PRIMARY KEY) ENGINE=InnoDB");
+    let mut stream = BinlogClient::connect(&db.url(), REPLICA_ID)
+        .await
+        .unwrap()
+        .with_semi_sync(true)
+        .start(StartPosition::MariadbGtid(MariadbGtidPos::new()))
+        .await
+        .unwrap();
+    read_through(&mut stream, last_gtid(&db)).await;
+    db.query(
+        "SET GLOBAL rpl_semi_sync_master_timeout = 30000; \
+         SET GLOBAL rpl_semi_sync_master_enabled = 1",
+    );
+
+    let writer = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.query("INSERT INTO test.t VALUES (1)"))
+    };
+    let acked = loop {
+        if let StreamedEvent::Event(ev) = next_event(&mut stream).await {
+            if ev.needs_ack {
+                break ev;
+            }
+        }
+    };
+    assert_eq!(acked.event_type(), EventType::Xid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!writer.is_finished(), "the commit returned before our ack");
+    stream.semi_sync_ack(&acked.position()).await.unwrap();
+    tokio::time::timeout(WAIT, writer)
+        .await
+        .expect("the commit still waits after the ack")
+        .unwrap();
+    let status = db.query(
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME IN ('Rpl_semi_sync_master_yes_tx', 'Rpl_semi_sync_master_status') \
+         ORDER BY VARIABLE_NAME",
+    );
+    assert_eq!(status.split_whitespace().collect::<Vec<_>>(), ["ON", "1"]);
 }

@@ -38,6 +38,8 @@ pub enum ServerError {
         log: String,
         tail: String,
     },
+    #[error("postgres at {addr} accepts connections but its recovery status query failed: {reason}; the server was stopped: check --db-user names a role of the restored cluster")]
+    Query { addr: String, reason: String },
     #[error("recovery of {data_dir} was interrupted; the server was stopped, the directory is left as it is (log: {log})")]
     Cancelled { data_dir: String, log: String },
 }
@@ -177,11 +179,21 @@ pub async fn recover(
         if let Ok(Some(status)) = child.try_wait() {
             return Err(exited(status.to_string()));
         }
-        if let Some(state) = poll_state(&conn).await {
-            if let Some(end) = state.end {
-                break (end, state);
+        match poll_state(&conn).await {
+            Ok(Some(state)) => {
+                if let Some(end) = state.end {
+                    break (end, state);
+                }
+                tracing::debug!(replay = %state.replay_lsn, "recovering");
             }
-            tracing::debug!(replay = %state.replay_lsn, "recovering");
+            Ok(None) => {}
+            Err(reason) => {
+                stop(&mut child, pid).await;
+                return Err(ServerError::Query {
+                    addr: conn.addr(),
+                    reason,
+                });
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -219,25 +231,36 @@ struct State {
     last_commit: Option<DateTime<Utc>>,
 }
 
-/// One look at the server; None while it does not accept connections yet
-/// (it accepts them once consistent, as a hot standby).
-async fn poll_state(conn: &ConnConfig) -> Option<State> {
-    let client = instarec_postgres::connect_sql(conn).await.ok()?;
+/// One look at the server: Ok(None) while it does not accept connections
+/// yet (it does once consistent, as a hot standby); Err when it accepts
+/// them but the status query fails, which waiting would not fix.
+async fn poll_state(conn: &ConnConfig) -> Result<Option<State>, String> {
+    let Ok(client) = instarec_postgres::connect_sql(conn).await else {
+        return Ok(None);
+    };
     let rows = client
         .simple_query(
-            "SELECT pg_is_in_recovery()::text, pg_get_wal_replay_pause_state(), \
+            // The pause state errors outside recovery: ask only during it.
+            "SELECT pg_is_in_recovery()::text, \
+             CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE 'not paused' END, \
              coalesce(pg_last_wal_replay_lsn(), '0/0')::text, \
              (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::bigint::text",
         )
         .await
-        .ok()?;
-    let row = rows.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
-        _ => None,
-    })?;
-    let in_recovery = row.get(0)? == "true";
-    let paused = row.get(1)? == "paused";
-    let replay_lsn = row.get(2)?.parse().ok()?;
+        .map_err(|e| e.to_string())?;
+    let row = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .ok_or("the status query returned no row")?;
+    let in_recovery = row.get(0) == Some("true");
+    let paused = row.get(1) == Some("paused");
+    let replay_lsn = row
+        .get(2)
+        .and_then(|l| l.parse().ok())
+        .ok_or("the status query returned no replay LSN")?;
     let last_commit = row
         .get(3)
         .and_then(|m| m.parse::<i64>().ok())
@@ -247,11 +270,11 @@ async fn poll_state(conn: &ConnConfig) -> Option<State> {
         (true, true) => Some(RecoveryEnd::Paused),
         (true, false) => None,
     };
-    Some(State {
+    Ok(Some(State {
         end,
         replay_lsn,
         last_commit,
-    })
+    }))
 }
 
 /// Fast shutdown (SIGINT), then immediate (SIGQUIT) if it takes too long.

@@ -93,15 +93,17 @@ impl BinlogClient {
             .await
             .map_err(query_error)?;
         let _ = conn.disconnect().await;
-        let (version, comment, log_bin, primary_id) = row.ok_or_else(|| MysqlError::Unsupported {
-            addr: addr.clone(),
-            reason: "SELECT @@version returned no row".into(),
-        })?;
+        let (version, comment, log_bin, primary_id) =
+            row.ok_or_else(|| MysqlError::Unsupported {
+                addr: addr.clone(),
+                reason: "SELECT @@version returned no row".into(),
+            })?;
         if log_bin == 0 {
             return Err(MysqlError::Unsupported {
                 addr,
-                reason: "the binary log is off; start the server with log_bin (and binlog_format=ROW)"
-                    .into(),
+                reason:
+                    "the binary log is off; start the server with log_bin (and binlog_format=ROW)"
+                        .into(),
             });
         }
         if u64::from(server_id) == primary_id {
@@ -165,10 +167,17 @@ impl BinlogClient {
         );
 
         // Events come with the checksums they have in the primary's files.
-        set(&mut conn, "SET @master_binlog_checksum = @@global.binlog_checksum").await?;
         set(
             &mut conn,
-            &format!("SET @master_heartbeat_period = {}", self.heartbeat.as_nanos()),
+            "SET @master_binlog_checksum = @@global.binlog_checksum",
+        )
+        .await?;
+        set(
+            &mut conn,
+            &format!(
+                "SET @master_heartbeat_period = {}",
+                self.heartbeat.as_nanos()
+            ),
         )
         .await?;
         if self.flavor == ServerFlavor::Mariadb {
@@ -258,7 +267,11 @@ async fn set(conn: &mut PacketConnection, sql: &str) -> Result<(), MysqlError> {
 }
 
 /// Sends a command and expects OK.
-async fn command(conn: &mut PacketConnection, payload: &[u8], what: &str) -> Result<(), MysqlError> {
+async fn command(
+    conn: &mut PacketConnection,
+    payload: &[u8],
+    what: &str,
+) -> Result<(), MysqlError> {
     conn.write_command(payload).await?;
     let reply = conn.read_packet().await?;
     if reply.first() == Some(&OK_HEADER) {
@@ -286,7 +299,12 @@ fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -300,14 +318,26 @@ mod tests {
 
     #[test]
     fn flavour_from_version_strings() {
-        assert_eq!(flavor_of("10.11.6-MariaDB-0+deb12u1-log", "Debian 12"), ServerFlavor::Mariadb);
-        assert_eq!(flavor_of("5.5.5-10.6.1", "mariadb.org binary distribution"), ServerFlavor::Mariadb);
-        assert_eq!(flavor_of("8.0.36", "MySQL Community Server - GPL"), ServerFlavor::Mysql);
+        assert_eq!(
+            flavor_of("10.11.6-MariaDB-0+deb12u1-log", "Debian 12"),
+            ServerFlavor::Mariadb
+        );
+        assert_eq!(
+            flavor_of("5.5.5-10.6.1", "mariadb.org binary distribution"),
+            ServerFlavor::Mariadb
+        );
+        assert_eq!(
+            flavor_of("8.0.36", "MySQL Community Server - GPL"),
+            ServerFlavor::Mysql
+        );
     }
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("mysql://repl:s3cret@db:3306/"), "mysql://repl:***@db:3306/");
+        assert_eq!(
+            redact("mysql://repl:s3cret@db:3306/"),
+            "mysql://repl:***@db:3306/"
+        );
         assert_eq!(redact("mysql://repl@db:3306/"), "mysql://repl@db:3306/");
         assert_eq!(redact("db:3306"), "db:3306");
     }

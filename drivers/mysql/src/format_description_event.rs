@@ -180,7 +180,9 @@ mod tests {
         assert_eq!(FormatDescriptionEvent::from_event(&open).unwrap(), fde);
         let mut corrupt = open.bytes.to_vec();
         corrupt[30] ^= 1;
-        assert!(FormatDescriptionEvent::from_event(&RawEvent::parse(corrupt.into()).unwrap()).is_err());
+        assert!(
+            FormatDescriptionEvent::from_event(&RawEvent::parse(corrupt.into()).unwrap()).is_err()
+        );
     }
 
     #[test]

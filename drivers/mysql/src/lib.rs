@@ -30,14 +30,14 @@ pub mod server_error_packet;
 pub mod stream_decoder;
 pub mod streamed_event;
 
+pub use binlog_client::{BinlogClient, ServerFlavor, StartPosition};
 pub use binlog_file::{BinlogFile, BinlogFileError, BINLOG_MAGIC};
 pub use binlog_position::{BinlogPosition, BinlogPositionError};
+pub use binlog_stream::BinlogStream;
 pub use checksum::BinlogChecksum;
 pub use event::{EventError, EventHeader, RawEvent, EVENT_HEADER_LEN};
 pub use event_type::EventType;
 pub use gtid::{GtidError, MariadbGtid, MariadbGtidPos, MariadbGtidRange};
 pub use gtid_mysql::{GnoInterval, MysqlGtid, MysqlGtidSet, MysqlGtidSetError, ServerUuid};
-pub use binlog_client::{BinlogClient, ServerFlavor, StartPosition};
-pub use binlog_stream::BinlogStream;
 pub use mysql_error::MysqlError;
 pub use streamed_event::{BinlogEvent, EventGtid, StreamedEvent};

@@ -28,12 +28,13 @@ pub struct PacketConnection {
 impl PacketConnection {
     pub async fn connect(host: &str, port: u16) -> Result<Self, MysqlError> {
         let addr = format!("{host}:{port}");
-        let stream = TcpStream::connect((host, port))
-            .await
-            .map_err(|source| MysqlError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
+        let stream =
+            TcpStream::connect((host, port))
+                .await
+                .map_err(|source| MysqlError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
         // Events must reach the primary's ack wait without Nagle's delay.
         let _ = stream.set_nodelay(true);
         let mut codec = PacketCodec::default();

@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn header_literal_bytes() {
-        assert_eq!(split_header(&[0xef, 0x01, 9, 9]), Some((true, &[9u8, 9][..])));
+        assert_eq!(
+            split_header(&[0xef, 0x01, 9, 9]),
+            Some((true, &[9u8, 9][..]))
+        );
         assert_eq!(split_header(&[0xef, 0x00, 9]), Some((false, &[9u8][..])));
         assert_eq!(split_header(&[0xef]), None);
         assert_eq!(split_header(&[0x5f, 0x01, 9]), None);

@@ -62,7 +62,10 @@ mod tests {
         let err = ServerErrorPacket::parse(b"\xff\x10\x04Too many connections").unwrap();
         assert_eq!(err.code, 1040);
         assert_eq!(err.message, "Too many connections");
-        assert_eq!(ServerErrorPacket::parse(b"\xff\x10\x04").unwrap().message, "");
+        assert_eq!(
+            ServerErrorPacket::parse(b"\xff\x10\x04").unwrap().message,
+            ""
+        );
         assert_eq!(ServerErrorPacket::parse(b"\xff\x10"), None);
         assert_eq!(ServerErrorPacket::parse(b"\x00\x00\x00"), None);
         assert_eq!(ServerErrorPacket::parse(b""), None);

@@ -119,7 +119,11 @@ impl StreamDecoder {
         self.decode_event(raw, needs_ack).map(Decoded::Event)
     }
 
-    fn decode_event(&mut self, raw: RawEvent, needs_ack: bool) -> Result<StreamedEvent, MysqlError> {
+    fn decode_event(
+        &mut self,
+        raw: RawEvent,
+        needs_ack: bool,
+    ) -> Result<StreamedEvent, MysqlError> {
         let header = raw.header;
         let ty = header.event_type;
         let bad = |this: &Self, e| this.event_error(header.log_pos, e);
@@ -273,5 +277,239 @@ fn guess_checksum(raw: &RawEvent) -> BinlogChecksum {
         BinlogChecksum::Crc32
     } else {
         BinlogChecksum::Off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format_description_event::FormatDescriptionEvent;
+    use bytes::{BufMut, BytesMut};
+
+    fn header(event_type: EventType, log_pos: u32, flags: u16) -> EventHeader {
+        EventHeader {
+            timestamp: 1_700_000_000,
+            event_type,
+            server_id: 1,
+            event_size: 0,
+            log_pos,
+            flags,
+        }
+    }
+
+    fn packet(event: &RawEvent) -> Bytes {
+        let mut p = vec![0u8];
+        p.extend_from_slice(&event.bytes);
+        p.into()
+    }
+
+    fn crc(event_type: EventType, log_pos: u32, flags: u16, body: &[u8]) -> RawEvent {
+        RawEvent::build(
+            header(event_type, log_pos, flags),
+            body,
+            BinlogChecksum::Crc32,
+        )
+    }
+
+    fn fde() -> RawEvent {
+        let mut body = BytesMut::new();
+        FormatDescriptionEvent {
+            binlog_version: 4,
+            server_version: "10.11.6-MariaDB-log".into(),
+            create_timestamp: 0,
+            post_header_lengths: vec![0x38, 0x0d, 0x00, 0x08],
+            checksum: BinlogChecksum::Crc32,
+        }
+        .encode(&mut body);
+        crc(EventType::FormatDescription, 256, 0, &body)
+    }
+
+    fn query(text: &str, log_pos: u32) -> RawEvent {
+        let mut body = vec![0u8; 13];
+        body[8] = 4; // db_len
+        body.extend_from_slice(b"test\0");
+        body.extend_from_slice(text.as_bytes());
+        crc(EventType::Query, log_pos, 0, &body)
+    }
+
+    fn gtid(seq_no: u64, flags: u8, log_pos: u32) -> RawEvent {
+        let mut body = BytesMut::new();
+        body.put_u64_le(seq_no);
+        body.put_u32_le(0);
+        body.put_u8(flags);
+        body.put_bytes(0, 6);
+        crc(EventType::MariadbGtid, log_pos, 0, &body)
+    }
+
+    fn decode_event(d: &mut StreamDecoder, ev: &RawEvent) -> BinlogEvent {
+        match d.decode(packet(ev)).unwrap() {
+            Decoded::Event(StreamedEvent::Event(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// MariaDB's first packet: the artificial Rotate, with a CRC32 trailer
+    /// before any FORMAT_DESCRIPTION said so (mysql_async #189).
+    #[rustfmt::skip]
+    const FAKE_ROTATE_PACKET: &[u8] = &[
+        0x00, // OK byte
+        0x00, 0x00, 0x00, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x2f, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x20, 0x00, // header: Rotate, size 47, log_pos 0, ARTIFICIAL
+        0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // pos 4
+        b'm', b'y', b's', b'q', b'l', b'-', b'b', b'i', b'n', b'.', b'0', b'0', b'0', b'0', b'0', b'1',
+        0x1f, 0x0e, 0xac, 0x68, // CRC32
+    ];
+
+    #[test]
+    fn fake_rotate_name_has_no_checksum_bytes() {
+        let mut d = StreamDecoder::new("db:3306", false);
+        let Decoded::Event(StreamedEvent::Event(ev)) =
+            d.decode(Bytes::from_static(FAKE_ROTATE_PACKET)).unwrap()
+        else {
+            panic!("not an event")
+        };
+        assert_eq!(ev.file, "mysql-bin.000001");
+        assert!(ev.artificial);
+        assert_eq!(&ev.raw.bytes[..], &FAKE_ROTATE_PACKET[1..]);
+        assert_eq!(d.file(), "mysql-bin.000001");
+        assert_eq!(d.checksum(), None);
+        // Without a trailer the whole rest is the name.
+        let plain = RawEvent::build(
+            header(EventType::Rotate, 0, 0x20),
+            b"\x04\0\0\0\0\0\0\0mysql-bin.000007",
+            BinlogChecksum::Off,
+        );
+        let mut d = StreamDecoder::new("db:3306", false);
+        assert_eq!(decode_event(&mut d, &plain).file, "mysql-bin.000007");
+    }
+
+    #[test]
+    fn tracks_checksum_groups_and_rotation() {
+        let mut d = StreamDecoder::new("db:3306", false);
+        decode_event(
+            &mut d,
+            &RawEvent::parse(Bytes::from_static(&FAKE_ROTATE_PACKET[1..])).unwrap(),
+        );
+        let f = decode_event(&mut d, &fde());
+        assert!(!f.artificial);
+        assert_eq!(d.checksum(), Some(BinlogChecksum::Crc32));
+
+        // A transaction: GTID … XID.
+        let g = decode_event(&mut d, &gtid(7, 0, 300));
+        assert_eq!(g.gtid.unwrap().to_string(), "0-1-7");
+        assert!(!g.ends_transaction);
+        let q = decode_event(&mut d, &query("INSERT INTO t VALUES (1)", 400));
+        assert!(
+            !q.ends_transaction,
+            "statement inside a MariaDB transaction"
+        );
+        let x = decode_event(&mut d, &crc(EventType::Xid, 431, 0, &9u64.to_le_bytes()));
+        assert!(x.ends_transaction);
+        assert_eq!(x.position().to_string(), "mysql-bin.000001:431");
+
+        // A non-transactional change: GTID … COMMIT.
+        decode_event(&mut d, &gtid(8, 0, 500));
+        assert!(decode_event(&mut d, &query("COMMIT", 560)).ends_transaction);
+
+        // A DDL: standalone GTID, then its statement ends the group.
+        decode_event(&mut d, &gtid(9, 0x01 | 0x20, 600));
+        assert!(decode_event(&mut d, &query("CREATE TABLE c (a int)", 700)).ends_transaction);
+
+        // Opaque MariaDB events pass through untouched.
+        let annotate = crc(EventType::AnnotateRows, 750, 0, b"INSERT INTO t VALUES (2)");
+        assert_eq!(decode_event(&mut d, &annotate).raw, annotate);
+
+        // Rotation: the Rotate is in the old file, what follows in the new.
+        let rotate = crc(
+            EventType::Rotate,
+            800,
+            0,
+            b"\x04\0\0\0\0\0\0\0mysql-bin.000002",
+        );
+        let r = decode_event(&mut d, &rotate);
+        assert_eq!((r.file.as_str(), r.artificial), ("mysql-bin.000001", false));
+        assert_eq!(d.file(), "mysql-bin.000002");
+
+        // Heartbeat: MariaDB names the file and puts the position in log_pos.
+        let hb = crc(EventType::Heartbeat, 1234, 0, b"mysql-bin.000002");
+        let Decoded::Event(StreamedEvent::Heartbeat { position }) = d.decode(packet(&hb)).unwrap()
+        else {
+            panic!("not a heartbeat")
+        };
+        assert_eq!(position.to_string(), "mysql-bin.000002:1234");
+    }
+
+    #[test]
+    fn mysql_groups_end_at_commit_or_after_a_ddl() {
+        let mut d = StreamDecoder::new("db:3306", false);
+        decode_event(&mut d, &fde());
+        let mut body = vec![1u8];
+        body.extend_from_slice(&[0x11; 16]);
+        body.extend_from_slice(&5i64.to_le_bytes());
+        let g = decode_event(&mut d, &crc(EventType::MysqlGtid, 100, 0, &body));
+        assert!(matches!(g.gtid, Some(EventGtid::Mysql(m)) if m.gno == 5));
+        assert!(!decode_event(&mut d, &query("BEGIN", 200)).ends_transaction);
+        assert!(!decode_event(&mut d, &query("INSERT INTO t VALUES (1)", 300)).ends_transaction);
+        assert!(decode_event(&mut d, &query("COMMIT", 400)).ends_transaction);
+        decode_event(&mut d, &crc(EventType::MysqlGtid, 500, 0, &body));
+        assert!(decode_event(&mut d, &query("DROP TABLE t", 600)).ends_transaction);
+        // A compressed transaction is whole in one event; nothing inside it is yielded.
+        decode_event(&mut d, &crc(EventType::MysqlGtid, 700, 0, &body));
+        let payload = decode_event(
+            &mut d,
+            &crc(EventType::TransactionPayload, 900, 0, &[1, 2, 3]),
+        );
+        assert!(payload.ends_transaction);
+    }
+
+    #[test]
+    fn bad_packets_are_errors_not_panics() {
+        let mut d = StreamDecoder::new("db:3306", false);
+        decode_event(&mut d, &fde());
+        let good = packet(&gtid(1, 0, 300));
+        for cut in 0..good.len() {
+            assert!(d.decode(good.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        let mut flipped = good.to_vec();
+        flipped[25] ^= 0x40;
+        let err = d.decode(flipped.into()).unwrap_err();
+        assert!(err.to_string().contains("CRC32"), "{err}");
+        let mut garbage = good.to_vec();
+        garbage[10..14].copy_from_slice(&u32::MAX.to_le_bytes()); // event_size
+        assert!(d.decode(garbage.into()).is_err());
+        assert!(d.decode(Bytes::from_static(b"\x01\x02")).is_err());
+
+        let mut err_packet = vec![0xff, 0xd4, 0x04, b'#'];
+        err_packet.extend_from_slice(b"HY000Could not find first log file name");
+        let err = d.decode(err_packet.into()).unwrap_err();
+        assert!(
+            matches!(err, MysqlError::Server { code: 1236, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            d.decode(Bytes::from_static(b"\xfe\0\0\x02\0")).unwrap(),
+            Decoded::End
+        );
+    }
+
+    #[test]
+    fn semi_sync_header_is_split_off_when_present() {
+        let mut d = StreamDecoder::new("db:3306", true);
+        decode_event(&mut d, &fde());
+        let xid = crc(EventType::Xid, 431, 0, &9u64.to_le_bytes());
+        let mut p = vec![0x00, 0xef, 0x01];
+        p.extend_from_slice(&xid.bytes);
+        let Decoded::Event(StreamedEvent::Event(ev)) = d.decode(p.into()).unwrap() else {
+            panic!("not an event")
+        };
+        assert!(ev.needs_ack);
+        assert_eq!(ev.raw, xid);
+        // A primary with semi-sync off sends no header.
+        assert!(!decode_event(&mut d, &xid).needs_ack);
+        // Without semi-sync asked for, 0xef is just the first timestamp byte.
+        let mut plain = StreamDecoder::new("db:3306", false);
+        let mut p = vec![0x00, 0xef, 0x01];
+        p.extend_from_slice(&xid.bytes);
+        assert!(plain.decode(p.into()).is_err());
     }
 }
