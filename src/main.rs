@@ -17,7 +17,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // An expected outcome with its own exit code (wal-fetch's
+            // "absent") carries no message, to keep the server log quiet.
+            let message = format!("{err:#}");
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
             ExitCode::from(exit::code_for(&err))
         }
     }

@@ -25,11 +25,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             tracing::debug!(name = %args.name, bytes, "served the partial tail");
             Ok(())
         }
-        Ok(Fetched::Absent) => Err(CodedError::new(
-            WAL_FETCH_ABSENT,
-            format!("{} is not in the archive", args.name),
-        )
-        .into()),
+        Ok(Fetched::Absent) => {
+            // Recovery asks for absent files all the time (the next segment,
+            // the next timeline's history); that is not worth a log line.
+            tracing::debug!(name = %args.name, "not in the archive");
+            Err(CodedError::new(WAL_FETCH_ABSENT, "").into())
+        }
         Err(e) => Err(CodedError::new(WAL_FETCH_FATAL, format!("{e:#}")).into()),
     }
 }

@@ -87,6 +87,27 @@ pub struct PrimarySection {
     /// ...or as soon as this much new WAL is buffered; default "4MiB".
     #[serde(default = "defaults::flush_bytes")]
     pub flush_bytes: ByteSize,
+    /// MySQL/MariaDB: the replica server_id the shipper registers with;
+    /// unique among the primary's replicas. Default: 4_200_000_000 plus the
+    /// CRC32C of the host name modulo 1_000_000 (stable per host, see
+    /// `PrimarySection::replica_server_id`).
+    pub server_id: Option<u32>,
+    /// MySQL/MariaDB: names the replication topology the archive belongs
+    /// to, so a promoted replica continues the same archive and another
+    /// topology's archive is refused. Default: MariaDB "gtid-domain-<@@gtid_domain_id>",
+    /// MySQL "server-uuid-<@@server_uuid>".
+    pub cluster_id: Option<String>,
+}
+
+impl PrimarySection {
+    /// The replica server_id for MySQL/MariaDB: `server_id`, else a
+    /// per-host default far above the ids people give real servers.
+    pub fn replica_server_id(&self) -> u32 {
+        self.server_id.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            4_200_000_000 + crc32c::crc32c(host.trim().as_bytes()) % 1_000_000
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

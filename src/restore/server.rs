@@ -235,8 +235,11 @@ struct State {
 /// yet (it does once consistent, as a hot standby); Err when it accepts
 /// them but the status query fails, which waiting would not fix.
 async fn poll_state(conn: &ConnConfig) -> Result<Option<State>, String> {
-    let Ok(client) = instarec_postgres::connect_sql(conn).await else {
-        return Ok(None);
+    let client = match instarec_postgres::connect_sql(conn).await {
+        Ok(c) => c,
+        // A missing role or database will not appear by waiting.
+        Err(e) if e.to_string().contains("does not exist") => return Err(e.to_string()),
+        Err(_) => return Ok(None),
     };
     let rows = client
         .simple_query(

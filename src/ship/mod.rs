@@ -7,6 +7,7 @@ pub mod position_record;
 
 use crate::archive::{Archive, Engine};
 use crate::config::{Config, ConfigError, PrimarySection};
+use crate::engines::mysql::{MysqlSource, MysqlSourceOptions};
 use crate::engines::postgres::{PgSource, PgSourceOptions};
 use anyhow::Context as _;
 use instarec_postgres::ConnConfig;
@@ -57,10 +58,58 @@ pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Resul
             )
             .await
         }
-        Engine::Mysql => anyhow::bail!(
-            "engine \"mysql\" cannot ship yet in this version; set [primary] engine = \"postgres\""
-        ),
+        Engine::Mysql => {
+            let (connected, archive) =
+                MysqlSource::connect(mysql_source(primary)?, &archive).await?;
+            // Invariant 4: the epoch is settled before anything is written.
+            let epoch = epoch_claim::epoch_for_primary(&archive, &connected.primary_addr()).await?;
+            archive.ensure_current_epoch(epoch).await?;
+            let source = connected.start(&archive, epoch).await?;
+            tracing::info!(%epoch, archive = %archive.url(), synchronous = primary.synchronous, "shipping binlog");
+            pipeline::run(
+                source,
+                archive,
+                epoch,
+                options,
+                Arc::clone(&metrics),
+                shutdown,
+            )
+            .await
+        }
     }
+}
+
+/// The binlog source settings from [primary]: the URL (with the password
+/// from password_file, if set), the replica server_id, semi-sync and the
+/// topology name.
+pub fn mysql_source(primary: &PrimarySection) -> anyhow::Result<MysqlSourceOptions> {
+    let mut url = url::Url::parse(primary.url.expose()).with_context(|| {
+        format!(
+            "[primary] url {} is not a URL; write it as mysql://user:password@host:port/",
+            primary.url
+        )
+    })?;
+    if let Some(path) = &primary.password_file {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading [primary] password_file {}; create it or remove the key",
+                path.display()
+            )
+        })?;
+        let password = text.lines().next().unwrap_or("");
+        url.set_password(Some(password)).map_err(|()| {
+            anyhow::anyhow!(
+                "[primary] url {} cannot carry a password; write it as mysql://user@host:port/",
+                primary.url
+            )
+        })?;
+    }
+    Ok(MysqlSourceOptions {
+        url: url.to_string(),
+        server_id: primary.replica_server_id(),
+        semi_sync: primary.synchronous,
+        cluster_id: primary.cluster_id.clone(),
+    })
 }
 
 /// The replication connection settings from [primary].

@@ -1,0 +1,317 @@
+//! One replica connection's state before its dump starts: the user
+//! variables it set (its GTID position, the checksums it understands, its
+//! heartbeat period) and the answers to its queries.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::err_packet::{ErrPacket, NOT_SUPPORTED, UNKNOWN_SYSTEM_VARIABLE};
+use super::query::{Expr, Query, SetTarget};
+use super::result_set::{Column, ColumnKind, TextResultSet};
+use crate::checksum::BinlogChecksum;
+use crate::gtid::{GtidError, MariadbGtidPos};
+
+/// What the relay says about the server it stands in for: the primary
+/// whose binlog the archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// The primary's @@server_id (events carry it).
+    pub server_id: u32,
+    /// As in the archived FORMAT_DESCRIPTION, e.g. "10.11.6-MariaDB-log".
+    pub version: String,
+    /// The archive's binlog_checksum.
+    pub binlog_checksum: BinlogChecksum,
+    pub gtid_domain_id: u32,
+}
+
+impl ServerIdentity {
+    /// The version a MariaDB server puts in its handshake: old MySQL
+    /// clients read "5.5.5-" as "at least 5.5.5", MariaDB's strip it.
+    pub fn handshake_version(&self) -> String {
+        if self.version.to_ascii_lowercase().contains("mariadb") && !self.version.starts_with('5')
+        {
+            format!("5.5.5-{}", self.version)
+        } else {
+            self.version.clone()
+        }
+    }
+
+    fn system_var(&self, name: &str) -> Option<(String, ColumnKind)> {
+        let int = |n: u64| Some((n.to_string(), ColumnKind::Integer));
+        let text = |s: &str| Some((s.to_string(), ColumnKind::Text));
+        match name {
+            "server_id" => int(self.server_id.into()),
+            "binlog_checksum" | "master_binlog_checksum" | "source_binlog_checksum" => {
+                text(&self.binlog_checksum.to_string())
+            }
+            "gtid_domain_id" => int(self.gtid_domain_id.into()),
+            "version" => text(&self.version),
+            "version_comment" => text("instarec relay"),
+            "log_bin" | "gtid_strict_mode" => int(1),
+            "binlog_format" => text("ROW"),
+            "rpl_semi_sync_master_enabled" => text("OFF"),
+            _ => None,
+        }
+    }
+}
+
+/// How the relay answers one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok,
+    Rows(TextResultSet),
+    Error(ErrPacket),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplicaSession {
+    identity: ServerIdentity,
+    /// `None` values are SQL NULL.
+    user_vars: HashMap<String, Option<String>>,
+}
+
+impl ReplicaSession {
+    pub fn new(identity: ServerIdentity) -> Self {
+        ReplicaSession {
+            identity,
+            user_vars: HashMap::new(),
+        }
+    }
+
+    pub fn identity(&self) -> &ServerIdentity {
+        &self.identity
+    }
+
+    pub fn answer(&mut self, sql: &str) -> Reply {
+        match Query::parse(sql) {
+            Query::Set(assignments) => {
+                for a in assignments {
+                    // System variables are the replica tuning its session
+                    // (NAMES, sql_mode...): nothing to do for a relay.
+                    if let SetTarget::UserVar(name) = a.target {
+                        let value = match self.eval(&a.value) {
+                            Ok((v, _)) => v,
+                            Err(e) => return Reply::Error(e),
+                        };
+                        self.user_vars.insert(name, value);
+                    }
+                }
+                Reply::Ok
+            }
+            Query::Select(items) => {
+                let mut columns = Vec::new();
+                let mut values = Vec::new();
+                for item in items {
+                    match self.eval(&item.expr) {
+                        Ok((value, kind)) => {
+                            columns.push(Column {
+                                name: item.label,
+                                kind,
+                            });
+                            values.push(value);
+                        }
+                        Err(e) => return Reply::Error(e),
+                    }
+                }
+                Reply::Rows(TextResultSet::single_row(columns, values))
+            }
+            Query::ShowVariables(pattern) => {
+                let name = pattern.to_ascii_lowercase();
+                let rows = self
+                    .identity
+                    .system_var(&name)
+                    .map(|(v, _)| vec![Some(name), Some(v)])
+                    .into_iter()
+                    .collect();
+                let text = |n: &str| Column {
+                    name: n.into(),
+                    kind: ColumnKind::Text,
+                };
+                Reply::Rows(TextResultSet {
+                    columns: vec![text("Variable_name"), text("Value")],
+                    rows,
+                })
+            }
+            Query::Other(text) => Reply::Error(ErrPacket::new(
+                NOT_SUPPORTED,
+                "42000",
+                format!(
+                    "instarec relay only answers what a replica asks at connect; it cannot run {text:?}"
+                ),
+            )),
+        }
+    }
+
+    fn eval(&self, expr: &Expr) -> Result<(Option<String>, ColumnKind), ErrPacket> {
+        Ok(match expr {
+            Expr::Str(s) | Expr::Raw(s) => (Some(s.clone()), ColumnKind::Text),
+            Expr::Number(n) => (Some(n.clone()), ColumnKind::Integer),
+            Expr::Null => (None, ColumnKind::Text),
+            Expr::UserVar(name) => (
+                self.user_vars.get(name).cloned().flatten(),
+                ColumnKind::Text,
+            ),
+            Expr::SystemVar(name) => {
+                let (v, kind) = self.identity.system_var(name).ok_or_else(|| {
+                    ErrPacket::new(
+                        UNKNOWN_SYSTEM_VARIABLE,
+                        "HY000",
+                        format!("Unknown system variable '{name}'"),
+                    )
+                })?;
+                (Some(v), kind)
+            }
+            Expr::Function(name) => match name.as_str() {
+                "UNIX_TIMESTAMP" => {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default();
+                    (Some(now.as_secs().to_string()), ColumnKind::Integer)
+                }
+                "VERSION" => (Some(self.identity.version.clone()), ColumnKind::Text),
+                _ => {
+                    return Err(ErrPacket::new(
+                        NOT_SUPPORTED,
+                        "42000",
+                        format!("instarec relay does not evaluate {name}()"),
+                    ))
+                }
+            },
+        })
+    }
+
+    /// A user variable the replica set, if set and not NULL.
+    pub fn user_var(&self, name: &str) -> Option<&str> {
+        self.user_vars.get(name).and_then(|v| v.as_deref())
+    }
+
+    /// The checksum the replica accepts: what it put in
+    /// @master_binlog_checksum (or MySQL 8.0.26+'s @source_binlog_checksum);
+    /// a replica that set neither knows nothing of checksums.
+    pub fn replica_checksum(&self) -> Result<BinlogChecksum, String> {
+        let value = self
+            .user_var("master_binlog_checksum")
+            .or_else(|| self.user_var("source_binlog_checksum"));
+        match value.map(str::to_ascii_uppercase).as_deref() {
+            None | Some("NONE") => Ok(BinlogChecksum::Off),
+            Some("CRC32") => Ok(BinlogChecksum::Crc32),
+            Some(other) => Err(format!("unknown binlog checksum {other:?}")),
+        }
+    }
+
+    /// How often to send a heartbeat when idle: @master_heartbeat_period,
+    /// in nanoseconds; None for 0 or unset.
+    pub fn heartbeat_period(&self) -> Option<Duration> {
+        let ns: u64 = self.user_var("master_heartbeat_period")?.parse().ok()?;
+        (ns > 0).then(|| Duration::from_nanos(ns))
+    }
+
+    /// MariaDB's GTID connect state; None if the replica connects by file
+    /// and position.
+    pub fn connect_state(&self) -> Option<Result<MariadbGtidPos, GtidError>> {
+        self.user_var("slave_connect_state").map(str::parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn session() -> ReplicaSession {
+        ReplicaSession::new(ServerIdentity {
+            server_id: 1,
+            version: "10.11.6-MariaDB-log".into(),
+            binlog_checksum: BinlogChecksum::Crc32,
+            gtid_domain_id: 0,
+        })
+    }
+
+    fn rows(reply: Reply) -> Vec<Vec<Option<String>>> {
+        match reply {
+            Reply::Rows(rs) => {
+                let packets: Vec<Bytes> = rs.packets();
+                TextResultSet::parse(&packets).unwrap().rows
+            }
+            other => panic!("expected rows, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mariadb_replica_connect_sequence() {
+        let mut s = session();
+        let ts: u64 = rows(s.answer("SELECT UNIX_TIMESTAMP()"))[0][0]
+            .as_deref()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(ts > 1_600_000_000);
+        assert_eq!(
+            rows(s.answer("SELECT @@GLOBAL.SERVER_ID")),
+            vec![vec![Some("1".into())]]
+        );
+        assert_eq!(s.answer("SET @master_heartbeat_period= 1000000000"), Reply::Ok);
+        assert_eq!(s.heartbeat_period(), Some(Duration::from_secs(1)));
+        assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Off));
+        assert_eq!(
+            s.answer("SET @master_binlog_checksum= @@global.binlog_checksum"),
+            Reply::Ok
+        );
+        assert_eq!(
+            rows(s.answer("SELECT @master_binlog_checksum")),
+            vec![vec![Some("CRC32".into())]]
+        );
+        assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Crc32));
+        assert_eq!(
+            rows(s.answer("SELECT @@GLOBAL.gtid_domain_id")),
+            vec![vec![Some("0".into())]]
+        );
+        assert_eq!(s.answer("SET @mariadb_slave_capability=4"), Reply::Ok);
+        assert!(s.connect_state().is_none());
+        assert_eq!(s.answer("SET @slave_connect_state='0-1-7'"), Reply::Ok);
+        assert_eq!(
+            s.connect_state().unwrap().unwrap().to_string(),
+            "0-1-7".to_string()
+        );
+        assert_eq!(s.answer("SET @slave_gtid_strict_mode=1"), Reply::Ok);
+        assert_eq!(s.answer("SET @slave_gtid_ignore_duplicates=0"), Reply::Ok);
+    }
+
+    #[test]
+    fn unknown_things_are_clear_errors() {
+        let mut s = session();
+        match s.answer("SELECT @@global.gtid_mode") {
+            Reply::Error(e) => {
+                assert_eq!(e.code, UNKNOWN_SYSTEM_VARIABLE);
+                assert!(e.message.contains("gtid_mode"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match s.answer("SELECT * FROM mysql.user") {
+            Reply::Error(e) => assert!(e.message.contains("mysql.user"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.answer("SET @whatever = 'x'"), Reply::Ok);
+        assert_eq!(
+            rows(s.answer("SELECT @never_set")),
+            vec![vec![None]],
+            "an unset user variable is NULL, as in MariaDB"
+        );
+        assert_eq!(s.answer("SET @slave_connect_state='x-y'"), Reply::Ok);
+        assert!(s.connect_state().unwrap().is_err());
+    }
+
+    #[test]
+    fn show_variables_and_handshake_version() {
+        let mut s = session();
+        assert_eq!(
+            rows(s.answer("SHOW VARIABLES LIKE 'server_id'")),
+            vec![vec![Some("server_id".into()), Some("1".into())]]
+        );
+        assert!(rows(s.answer("SHOW VARIABLES LIKE 'nope'")).is_empty());
+        assert_eq!(
+            s.identity().handshake_version(),
+            "5.5.5-10.11.6-MariaDB-log"
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! Turns streamed binlog events into archive chunks that start and end on
+//! transaction edges: the pure state machine behind `MysqlSource`.
+//!
+//! Events of the open transaction wait until the event that ends it; only
+//! then do they join the cuttable runs. Events outside any transaction
+//! (GTID lists, checkpoints, the Rotate that ends a file) are cuttable at
+//! once. Each file's FORMAT_DESCRIPTION becomes its `format` object instead
+//! of chunk bytes, and artificial events are never archived.
+
+use super::index::ChunkIndex;
+use super::layout;
+use super::position::{BinlogPoint, GtidState};
+use crate::archive::Epoch;
+use bytes::{Bytes, BytesMut};
+use instarec_mysql::{BinlogEvent, BinlogPosition, EventGtid, EventType};
+use std::collections::HashSet;
+
+/// Contiguous complete events of one file, not yet cut.
+#[derive(Debug)]
+struct Run {
+    file: String,
+    first_pos: u64,
+    end_pos: u64,
+    data: BytesMut,
+    first_gtid: Option<EventGtid>,
+    last_gtid: Option<EventGtid>,
+    gtid_after: GtidState,
+    first_ts: u32,
+    last_ts: u32,
+    events: u64,
+}
+
+/// The transaction still being received.
+#[derive(Debug)]
+struct OpenGroup {
+    gtid: Option<EventGtid>,
+    events: Vec<BinlogEvent>,
+}
+
+/// What `push` did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Complete events became cuttable.
+    Completed,
+    /// Part of the open transaction.
+    Pending,
+    /// Not archived (artificial, already archived, a format already known).
+    Skipped,
+}
+
+/// One cut: objects plus what the primary may be told afterwards.
+#[derive(Debug)]
+pub struct ChunkCut {
+    pub objects: Vec<(String, Bytes)>,
+    pub upto: BinlogPoint,
+    /// The last semi-sync ack position among the cut's events.
+    pub ack: Option<BinlogPosition>,
+}
+
+#[derive(Debug)]
+pub struct ChunkBuffer {
+    epoch: Epoch,
+    /// After the last complete event.
+    complete: BinlogPoint,
+    open: Option<OpenGroup>,
+    runs: Vec<Run>,
+    run_bytes: u64,
+    /// Files whose format object is archived or queued.
+    formats: HashSet<String>,
+    ready: Vec<(String, Bytes)>,
+    /// Events of this file up to this offset are archived already (a
+    /// resume on the server that wrote them re-sends some).
+    skip_through: Option<BinlogPosition>,
+    ack: Option<BinlogPosition>,
+}
+
+impl ChunkBuffer {
+    /// Continues after `complete`; `formats` are the files whose format
+    /// object this epoch already holds; `skip_through` is where the archive
+    /// ends on this same server, if it does.
+    pub fn new(
+        epoch: Epoch,
+        complete: BinlogPoint,
+        formats: HashSet<String>,
+        skip_through: Option<BinlogPosition>,
+    ) -> Self {
+        ChunkBuffer {
+            epoch,
+            complete,
+            open: None,
+            runs: Vec::new(),
+            run_bytes: 0,
+            formats,
+            ready: Vec::new(),
+            skip_through,
+            ack: None,
+        }
+    }
+
+    /// The position after the last complete event received.
+    pub fn complete(&self) -> &BinlogPoint {
+        &self.complete
+    }
+
+    /// Bytes that a cut would hand out now.
+    pub fn cuttable_bytes(&self) -> u64 {
+        self.run_bytes + self.ready.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+    }
+
+    /// Forgets the open transaction (the stream broke inside it) and skips
+    /// whatever a reconnect to the same server re-sends.
+    pub fn restart_stream(&mut self) {
+        if let Some(open) = self.open.take() {
+            tracing::debug!(
+                events = open.events.len(),
+                "dropping the unfinished transaction; it is streamed again"
+            );
+        }
+        if !self.complete.at.file.is_empty() {
+            self.skip_through = Some(self.complete.at.clone());
+        }
+    }
+
+    pub fn push(&mut self, ev: BinlogEvent) -> Pushed {
+        let ty = ev.event_type();
+        if ty == EventType::FormatDescription {
+            // An artificial one (a stream starting mid-file) is the only
+            // format we may ever see for that file: keep it too.
+            if !ev.file.is_empty() && self.formats.insert(ev.file.clone()) {
+                self.ready.push((
+                    layout::format_key(self.epoch, &ev.file),
+                    ev.raw.bytes.clone(),
+                ));
+                return Pushed::Completed;
+            }
+            return Pushed::Skipped;
+        }
+        if ev.artificial || ev.log_pos() == 0 {
+            return Pushed::Skipped;
+        }
+        if let Some(skip) = &self.skip_through {
+            if ev.file == skip.file {
+                if u64::from(ev.log_pos()) <= skip.pos {
+                    return Pushed::Skipped;
+                }
+                self.skip_through = None;
+            }
+        }
+        let opens = ev.gtid.is_some()
+            || matches!(ty, EventType::AnonymousGtid | EventType::MysqlGtidTagged);
+        if opens {
+            if let Some(stale) = self.open.take() {
+                tracing::warn!(gtid = ?stale.gtid, events = stale.events.len(), "a transaction started before the previous one ended; archiving both");
+                for e in stale.events {
+                    self.append(e);
+                }
+            }
+            self.open = Some(OpenGroup {
+                gtid: ev.gtid,
+                events: Vec::new(),
+            });
+        }
+        match self.open.as_mut() {
+            Some(open) => {
+                let ends = ev.ends_transaction;
+                open.events.push(ev);
+                if !ends {
+                    return Pushed::Pending;
+                }
+                let open = self.open.take().expect("just matched");
+                if let Some(g) = &open.gtid {
+                    self.complete.gtid.apply(g);
+                }
+                let n = open.events.len();
+                for (i, e) in open.events.into_iter().enumerate() {
+                    let gtid = if i == 0 { open.gtid } else { None };
+                    self.append_with(e, gtid, i + 1 == n);
+                }
+                Pushed::Completed
+            }
+            None => {
+                self.append(ev);
+                Pushed::Completed
+            }
+        }
+    }
+
+    fn append(&mut self, ev: BinlogEvent) {
+        self.append_with(ev, None, true);
+    }
+
+    /// Adds a complete event to the runs; `last` marks the end of its group.
+    fn append_with(&mut self, ev: BinlogEvent, gtid: Option<EventGtid>, last: bool) {
+        let end = u64::from(ev.log_pos());
+        let len = ev.raw.bytes.len() as u64;
+        let first = end.saturating_sub(len);
+        if ev.needs_ack {
+            self.ack = Some(ev.position());
+        }
+        if last {
+            self.complete.at = ev.position();
+        }
+        let extends = self
+            .runs
+            .last()
+            .is_some_and(|r| r.file == ev.file && r.end_pos == first);
+        if !extends {
+            if let Some(prev) = self.runs.last() {
+                if prev.file == ev.file {
+                    tracing::warn!(file = %ev.file, from = prev.end_pos, to = first, "binlog offsets jump; starting a new chunk");
+                }
+            }
+            self.runs.push(Run {
+                file: ev.file.clone(),
+                first_pos: first,
+                end_pos: first,
+                data: BytesMut::new(),
+                first_gtid: None,
+                last_gtid: None,
+                gtid_after: self.complete.gtid.clone(),
+                first_ts: ev.timestamp(),
+                last_ts: ev.timestamp(),
+                events: 0,
+            });
+        }
+        let run = self.runs.last_mut().expect("pushed above");
+        run.data.extend_from_slice(&ev.raw.bytes);
+        run.end_pos = end;
+        run.events += 1;
+        run.last_ts = ev.timestamp();
+        if gtid.is_some() {
+            run.first_gtid = run.first_gtid.or(gtid);
+            run.last_gtid = gtid;
+        }
+        run.gtid_after = self.complete.gtid.clone();
+        self.run_bytes += len;
+    }
+
+    /// Everything complete as chunk, index and format objects; None when
+    /// nothing new is complete.
+    pub fn cut(&mut self) -> Option<ChunkCut> {
+        if self.runs.is_empty() && self.ready.is_empty() {
+            return None;
+        }
+        let mut objects = std::mem::take(&mut self.ready);
+        for run in self.runs.drain(..) {
+            let chunk = layout::chunk_key(self.epoch, &run.file, run.first_pos, run.end_pos);
+            let index = ChunkIndex {
+                epoch: self.epoch,
+                file: run.file.clone(),
+                first_pos: run.first_pos,
+                end_pos: run.end_pos,
+                flavor: run.gtid_after.flavor_name().into(),
+                first_gtid: run.first_gtid.map(|g| g.to_string()),
+                last_gtid: run.last_gtid.map(|g| g.to_string()),
+                gtid_pos_after: run.gtid_after.to_string(),
+                first_ts: run.first_ts,
+                last_ts: run.last_ts,
+                events: run.events,
+                bytes: run.data.len() as u64,
+                chunk: chunk.clone(),
+            };
+            objects.push((
+                layout::index_key(self.epoch, &run.file, run.first_pos),
+                index.to_json(),
+            ));
+            objects.push((chunk, run.data.freeze()));
+        }
+        self.run_bytes = 0;
+        Some(ChunkCut {
+            objects,
+            upto: self.complete.clone(),
+            ack: self.ack.take(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use instarec_mysql::{BinlogChecksum, EventHeader, MariadbGtid, MariadbGtidPos, RawEvent};
+
+    const FILE: &str = "mysql-bin.000001";
+
+    /// An event of `len` bytes ending at `end` in `file`.
+    fn ev(file: &str, ty: EventType, end: u32, len: u32) -> BinlogEvent {
+        let body = vec![0xab; len as usize - 19 - 4];
+        let raw = RawEvent::build(
+            EventHeader {
+                timestamp: 1_700_000_000 + end,
+                event_type: ty,
+                server_id: 1,
+                event_size: 0,
+                log_pos: end,
+                flags: 0,
+            },
+            &body,
+            BinlogChecksum::Crc32,
+        );
+        BinlogEvent {
+            raw,
+            file: file.into(),
+            gtid: None,
+            ends_transaction: false,
+            artificial: false,
+            needs_ack: false,
+        }
+    }
+
+    fn gtid_ev(end: u32, seq_no: u64) -> BinlogEvent {
+        let mut e = ev(FILE, EventType::MariadbGtid, end, 40);
+        e.gtid = Some(EventGtid::Mariadb(MariadbGtid {
+            domain_id: 0,
+            server_id: 1,
+            seq_no,
+        }));
+        e
+    }
+
+    fn xid(end: u32) -> BinlogEvent {
+        let mut e = ev(FILE, EventType::Xid, end, 31);
+        e.ends_transaction = true;
+        e
+    }
+
+    fn start() -> ChunkBuffer {
+        ChunkBuffer::new(
+            Epoch(1),
+            BinlogPoint {
+                gtid: GtidState::Mariadb(MariadbGtidPos::new()),
+                at: BinlogPosition {
+                    file: String::new(),
+                    pos: 0,
+                },
+            },
+            HashSet::new(),
+            None,
+        )
+    }
+
+    #[test]
+    fn only_whole_transactions_are_cut_and_tile_the_file() {
+        let mut b = start();
+        let mut fde = ev(FILE, EventType::FormatDescription, 256, 252);
+        assert_eq!(b.push(fde.clone()), Pushed::Completed);
+        fde.artificial = true;
+        assert_eq!(b.push(fde), Pushed::Skipped, "one format per file");
+        assert_eq!(
+            b.push(ev(FILE, EventType::GtidList, 300, 44)),
+            Pushed::Completed
+        );
+        assert_eq!(b.push(gtid_ev(340, 1)), Pushed::Pending);
+        assert_eq!(
+            b.push(ev(FILE, EventType::WriteRowsV1, 400, 60)),
+            Pushed::Pending
+        );
+        let before = b.cut().unwrap();
+        assert_eq!(before.upto.at.pos, 300, "the open transaction is not cut");
+        assert_eq!(before.objects.len(), 3, "format, index, chunk");
+        assert_eq!(b.push(xid(431)), Pushed::Completed);
+        assert_eq!(b.cuttable_bytes(), 131);
+        let cut = b.cut().unwrap();
+        assert_eq!(cut.upto.to_string(), "0-1-1");
+        assert_eq!(cut.upto.at.to_string(), "mysql-bin.000001:431");
+        let (index_key, index) = &cut.objects[0];
+        assert_eq!(index_key, &layout::index_key(Epoch(1), FILE, 300));
+        let index = ChunkIndex::parse(index_key, index).unwrap();
+        assert_eq!(
+            (index.first_pos, index.end_pos, index.events),
+            (300, 431, 3)
+        );
+        assert_eq!(index.first_gtid.as_deref(), Some("0-1-1"));
+        assert_eq!(index.gtid_pos_after, "0-1-1");
+        assert_eq!(
+            cut.objects[1].0,
+            layout::chunk_key(Epoch(1), FILE, 300, 431)
+        );
+        assert_eq!(cut.objects[1].1.len(), 131);
+        assert!(b.cut().is_none());
+    }
+
+    #[test]
+    fn a_rotation_cuts_one_chunk_per_file() {
+        let mut b = start();
+        b.push(gtid_ev(340, 7));
+        b.push(xid(371));
+        b.push(ev(FILE, EventType::Rotate, 420, 49));
+        b.push(ev(
+            "mysql-bin.000002",
+            EventType::FormatDescription,
+            256,
+            252,
+        ));
+        b.push(ev("mysql-bin.000002", EventType::GtidList, 300, 44));
+        let cut = b.cut().unwrap();
+        let keys: Vec<&str> = cut.objects.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            keys.contains(&layout::chunk_key(Epoch(1), FILE, 300, 420).as_str()),
+            "{keys:?}"
+        );
+        assert!(keys.contains(&layout::format_key(Epoch(1), "mysql-bin.000002").as_str()));
+        assert!(keys.contains(&layout::chunk_key(Epoch(1), "mysql-bin.000002", 256, 300).as_str()));
+        assert_eq!(cut.upto.at.to_string(), "mysql-bin.000002:300");
+        assert_eq!(cut.upto.to_string(), "0-1-7");
+    }
+
+    #[test]
+    fn a_resume_skips_what_the_archive_has_and_a_broken_transaction_is_dropped() {
+        let mut b = start();
+        b.push(gtid_ev(340, 1));
+        b.push(xid(371));
+        b.push(gtid_ev(411, 2));
+        b.restart_stream();
+        // The same server re-sends from its start of file.
+        assert_eq!(b.push(gtid_ev(340, 1)), Pushed::Skipped);
+        assert_eq!(b.push(xid(371)), Pushed::Skipped);
+        assert_eq!(b.push(gtid_ev(411, 2)), Pushed::Pending);
+        assert_eq!(b.push(xid(442)), Pushed::Completed);
+        let cut = b.cut().unwrap();
+        let chunk = layout::chunk_key(Epoch(1), FILE, 300, 442);
+        assert!(cut.objects.iter().any(|(k, _)| *k == chunk));
+        assert_eq!(cut.upto.to_string(), "0-1-2");
+    }
+
+    #[test]
+    fn the_semi_sync_ack_comes_with_the_cut_holding_its_event() {
+        let mut b = start();
+        b.push(gtid_ev(340, 1));
+        let mut x = xid(371);
+        x.needs_ack = true;
+        b.push(x);
+        let cut = b.cut().unwrap();
+        assert_eq!(cut.ack.unwrap().to_string(), "mysql-bin.000001:371");
+        b.push(gtid_ev(411, 2));
+        b.push(xid(442));
+        assert_eq!(b.cut().unwrap().ack, None);
+    }
+}
