@@ -4,6 +4,7 @@ the object-store request counts. Everything here is regenerated on each run,
 so the prose can never disagree with the numbers next to it."""
 
 import json
+import re
 
 
 def ok(flag):
@@ -294,5 +295,20 @@ every 15 s while there was activity) and instarec made these requests:
 ```
 </details>
 """
+    doc = doc.rstrip("\n") + "\n" + foreign_sections(path, doc)
     with open(path, "w") as out:
         out.write(doc)
+
+
+def foreign_sections(path, doc):
+    """The "## " sections of the existing file that this run does not write
+    (other benchmarks' results, e.g. bench/backup.sh's), kept verbatim."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        return ""
+    ours = set(re.findall(r"^## .*$", doc, re.M))
+    kept = [part for part in re.split(r"^(?=## )", old, flags=re.M)
+            if part.startswith("## ") and part.splitlines()[0] not in ours]
+    return "".join("\n" + part.rstrip("\n") + "\n" for part in kept)

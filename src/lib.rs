@@ -10,6 +10,7 @@ pub mod engines;
 pub mod exit;
 pub mod logging;
 pub mod promote;
+pub mod relay;
 pub mod restore;
 pub mod ship;
 pub mod status;

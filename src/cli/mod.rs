@@ -10,6 +10,7 @@ mod config_check;
 mod context;
 mod promote;
 mod proxy;
+mod relay;
 mod restore;
 mod ship;
 mod standby;
@@ -67,6 +68,8 @@ pub enum Command {
     Proxy(proxy::Args),
     /// Promote [standby]: fence [primary], drain, promote, cut over, report RPO/RTO
     Promote(promote::Args),
+    /// Serve the archive's binlog to MariaDB replicas as their primary (long-running)
+    Relay(relay::Args),
     /// Point-in-time restore of a backup plus archived WAL into a new data directory
     Restore(restore::Args),
     /// Stream the primary's log into the archive (long-running)
@@ -115,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
         Command::Proxy(args) => proxy::run(&ctx, args).await,
         Command::Promote(args) => promote::run(&ctx, args).await,
+        Command::Relay(args) => relay::run(&ctx, args).await,
         Command::Restore(args) => restore::run(&ctx, args).await,
         Command::Ship(args) => ship::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,

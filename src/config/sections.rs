@@ -20,6 +20,7 @@ pub struct Config {
     #[serde(default)]
     pub promote: PromoteSection,
     pub metrics: Option<MetricsSection>,
+    pub relay: Option<RelaySection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -214,6 +215,27 @@ impl Default for PromoteSection {
 pub struct MetricsSection {
     /// Serve Prometheus metrics on this address, e.g. "127.0.0.1:9187".
     pub listen: Option<SocketAddr>,
+}
+
+/// `instarec relay`: the binlog server MariaDB/MySQL replicas connect to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// Where replicas connect (their MASTER_HOST:MASTER_PORT), e.g. "0.0.0.0:3307".
+    pub listen: SocketAddr,
+    /// The replicas' MASTER_USER.
+    pub user: String,
+    /// The replicas' MASTER_PASSWORD (mysql_native_password).
+    pub password: Secret,
+    /// How often a caught-up stream looks for new chunks; default "200ms".
+    #[serde(default = "RelaySection::default_poll_interval")]
+    pub poll_interval: HumanDuration,
+}
+
+impl RelaySection {
+    fn default_poll_interval() -> HumanDuration {
+        HumanDuration(Duration::from_millis(200))
+    }
 }
 
 mod defaults {

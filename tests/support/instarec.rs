@@ -96,3 +96,22 @@ pub fn write_pg_config(
     .expect("writing instarec.toml");
     path
 }
+
+/// A config for a MySQL/MariaDB primary; `extra_primary` goes into
+/// [primary] (e.g. `synchronous = true`, `cluster_id = "..."`).
+pub fn write_mysql_config(
+    dir: &Path,
+    archive_url: &str,
+    primary_url: &str,
+    extra_primary: &str,
+) -> PathBuf {
+    let path = dir.join("instarec.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[archive]\nurl = \"{archive_url}\"\n\n[primary]\nengine = \"mysql\"\nurl = \"{primary_url}\"\nserver_id = 4200000001\nflush_interval = \"200ms\"\n{extra_primary}\n"
+        ),
+    )
+    .expect("writing instarec.toml");
+    path
+}

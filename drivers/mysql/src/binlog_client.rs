@@ -244,6 +244,8 @@ impl BinlogClient {
         .encode(&mut register);
         command(&mut conn, &register, "COM_REGISTER_SLAVE").await?;
         conn.write_command(&dump).await?;
+        // A semi-sync primary renumbers packets after each event it waits on.
+        conn.ignore_sequence_ids();
         tracing::info!(addr = %self.addr(), server_id = self.server_id, ?from, "binlog stream requested");
         let decoder = StreamDecoder::new(self.addr(), self.semi_sync);
         Ok(BinlogStream::new(conn, decoder))

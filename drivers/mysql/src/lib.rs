@@ -23,6 +23,7 @@ pub mod mysql_error;
 pub mod mysql_gtid_event;
 mod packet_connection;
 pub mod query_event;
+pub mod relay;
 pub mod replication_command;
 pub mod rotate_event;
 pub mod semi_sync;

@@ -23,6 +23,8 @@ pub struct PacketConnection {
     incoming: BytesMut,
     /// The packet being reassembled from its chunks.
     packet: BytesMut,
+    /// Frame packets without checking sequence ids (see `ignore_sequence_ids`).
+    unsequenced: bool,
 }
 
 impl PacketConnection {
@@ -45,6 +47,7 @@ impl PacketConnection {
             codec,
             incoming: BytesMut::with_capacity(READ_CHUNK),
             packet: BytesMut::new(),
+            unsequenced: false,
         })
     }
 
@@ -58,10 +61,13 @@ impl PacketConnection {
     /// goes on from them.
     pub async fn read_packet(&mut self) -> Result<Bytes, MysqlError> {
         loop {
-            let done = self
-                .codec
-                .decode(&mut self.incoming, &mut self.packet)
-                .map_err(|e| self.codec_error(e))?;
+            let done = if self.unsequenced {
+                self.decode_unsequenced()?
+            } else {
+                self.codec
+                    .decode(&mut self.incoming, &mut self.packet)
+                    .map_err(|e| self.codec_error(e))?
+            };
             if done {
                 return Ok(self.packet.split().freeze());
             }
@@ -126,6 +132,42 @@ impl PacketConnection {
             .write_all(&out)
             .await
             .map_err(|source| self.io_error(source))
+    }
+
+    /// From now on, reads take packets in whatever sequence the server
+    /// numbers them. A semi-sync primary restarts its numbering after each
+    /// event that waits for an ack (it expects the ack as packet 0), so a
+    /// binlog stream's sequence ids say nothing; TCP keeps the order.
+    pub fn ignore_sequence_ids(&mut self) {
+        self.unsequenced = true;
+    }
+
+    /// One chunk from `incoming` into `packet`; true once a packet is whole
+    /// (its last chunk is shorter than 0xffffff bytes).
+    fn decode_unsequenced(&mut self) -> Result<bool, MysqlError> {
+        loop {
+            if self.incoming.len() < 4 {
+                return Ok(false);
+            }
+            let len = u32::from_le_bytes([self.incoming[0], self.incoming[1], self.incoming[2], 0])
+                as usize;
+            if self.incoming.len() < 4 + len {
+                return Ok(false);
+            }
+            if self.packet.len() + len > MAX_PACKET {
+                return Err(MysqlError::Protocol {
+                    addr: self.addr.clone(),
+                    reason: format!("packet larger than {MAX_PACKET} bytes"),
+                    packet: self.incoming.iter().take(16).copied().collect(),
+                });
+            }
+            let _header = self.incoming.split_to(4);
+            let chunk = self.incoming.split_to(len);
+            self.packet.extend_from_slice(&chunk);
+            if len < 0xff_ffff {
+                return Ok(true);
+            }
+        }
     }
 
     fn io_error(&self, source: std::io::Error) -> MysqlError {

@@ -48,6 +48,16 @@ pub enum Pushed {
     Skipped,
 }
 
+/// The primary sent a transaction the archive already holds: its binlog
+/// is not the history the archive continues.
+#[derive(Debug, thiserror::Error)]
+#[error("the primary sent GTID {gtid} at {at} but the archive already holds up to {state}; its binlog diverges from the archive's history. Point [primary] url at this archive's primary, or start a new archive")]
+pub struct DuplicateGtid {
+    pub gtid: String,
+    pub at: String,
+    pub state: String,
+}
+
 /// One cut: objects plus what the primary may be told afterwards.
 #[derive(Debug)]
 pub struct ChunkCut {
@@ -121,7 +131,7 @@ impl ChunkBuffer {
         }
     }
 
-    pub fn push(&mut self, ev: BinlogEvent) -> Pushed {
+    pub fn push(&mut self, ev: BinlogEvent) -> Result<Pushed, DuplicateGtid> {
         let ty = ev.event_type();
         if ty == EventType::FormatDescription {
             // An artificial one (a stream starting mid-file) is the only
@@ -131,23 +141,30 @@ impl ChunkBuffer {
                     layout::format_key(self.epoch, &ev.file),
                     ev.raw.bytes.clone(),
                 ));
-                return Pushed::Completed;
+                return Ok(Pushed::Completed);
             }
-            return Pushed::Skipped;
+            return Ok(Pushed::Skipped);
         }
         if ev.artificial || ev.log_pos() == 0 {
-            return Pushed::Skipped;
+            return Ok(Pushed::Skipped);
         }
         if let Some(skip) = &self.skip_through {
             if ev.file == skip.file {
                 if u64::from(ev.log_pos()) <= skip.pos {
-                    return Pushed::Skipped;
+                    return Ok(Pushed::Skipped);
                 }
                 self.skip_through = None;
             }
         }
         let opens = ev.gtid.is_some()
             || matches!(ty, EventType::AnonymousGtid | EventType::MysqlGtidTagged);
+        if let Some(g) = ev.gtid.as_ref().filter(|g| self.complete.gtid.contains(g)) {
+            return Err(DuplicateGtid {
+                gtid: g.to_string(),
+                at: ev.position().to_string(),
+                state: self.complete.gtid.to_string(),
+            });
+        }
         if opens {
             if let Some(stale) = self.open.take() {
                 tracing::warn!(gtid = ?stale.gtid, events = stale.events.len(), "a transaction started before the previous one ended; archiving both");
@@ -165,7 +182,7 @@ impl ChunkBuffer {
                 let ends = ev.ends_transaction;
                 open.events.push(ev);
                 if !ends {
-                    return Pushed::Pending;
+                    return Ok(Pushed::Pending);
                 }
                 let open = self.open.take().expect("just matched");
                 if let Some(g) = &open.gtid {
@@ -176,11 +193,11 @@ impl ChunkBuffer {
                     let gtid = if i == 0 { open.gtid } else { None };
                     self.append_with(e, gtid, i + 1 == n);
                 }
-                Pushed::Completed
+                Ok(Pushed::Completed)
             }
             None => {
                 self.append(ev);
-                Pushed::Completed
+                Ok(Pushed::Completed)
             }
         }
     }
@@ -342,22 +359,22 @@ mod tests {
     fn only_whole_transactions_are_cut_and_tile_the_file() {
         let mut b = start();
         let mut fde = ev(FILE, EventType::FormatDescription, 256, 252);
-        assert_eq!(b.push(fde.clone()), Pushed::Completed);
+        assert_eq!(b.push(fde.clone()).unwrap(), Pushed::Completed);
         fde.artificial = true;
-        assert_eq!(b.push(fde), Pushed::Skipped, "one format per file");
+        assert_eq!(b.push(fde).unwrap(), Pushed::Skipped, "one format per file");
         assert_eq!(
-            b.push(ev(FILE, EventType::GtidList, 300, 44)),
+            b.push(ev(FILE, EventType::GtidList, 300, 44)).unwrap(),
             Pushed::Completed
         );
-        assert_eq!(b.push(gtid_ev(340, 1)), Pushed::Pending);
+        assert_eq!(b.push(gtid_ev(340, 1)).unwrap(), Pushed::Pending);
         assert_eq!(
-            b.push(ev(FILE, EventType::WriteRowsV1, 400, 60)),
+            b.push(ev(FILE, EventType::WriteRowsV1, 400, 60)).unwrap(),
             Pushed::Pending
         );
         let before = b.cut().unwrap();
         assert_eq!(before.upto.at.pos, 300, "the open transaction is not cut");
         assert_eq!(before.objects.len(), 3, "format, index, chunk");
-        assert_eq!(b.push(xid(431)), Pushed::Completed);
+        assert_eq!(b.push(xid(431)).unwrap(), Pushed::Completed);
         assert_eq!(b.cuttable_bytes(), 131);
         let cut = b.cut().unwrap();
         assert_eq!(cut.upto.to_string(), "0-1-1");
@@ -382,16 +399,18 @@ mod tests {
     #[test]
     fn a_rotation_cuts_one_chunk_per_file() {
         let mut b = start();
-        b.push(gtid_ev(340, 7));
-        b.push(xid(371));
-        b.push(ev(FILE, EventType::Rotate, 420, 49));
+        b.push(gtid_ev(340, 7)).unwrap();
+        b.push(xid(371)).unwrap();
+        b.push(ev(FILE, EventType::Rotate, 420, 49)).unwrap();
         b.push(ev(
             "mysql-bin.000002",
             EventType::FormatDescription,
             256,
             252,
-        ));
-        b.push(ev("mysql-bin.000002", EventType::GtidList, 300, 44));
+        ))
+        .unwrap();
+        b.push(ev("mysql-bin.000002", EventType::GtidList, 300, 44))
+            .unwrap();
         let cut = b.cut().unwrap();
         let keys: Vec<&str> = cut.objects.iter().map(|(k, _)| k.as_str()).collect();
         assert!(
@@ -407,15 +426,18 @@ mod tests {
     #[test]
     fn a_resume_skips_what_the_archive_has_and_a_broken_transaction_is_dropped() {
         let mut b = start();
-        b.push(gtid_ev(340, 1));
-        b.push(xid(371));
-        b.push(gtid_ev(411, 2));
+        b.push(gtid_ev(340, 1)).unwrap();
+        b.push(xid(371)).unwrap();
+        b.push(gtid_ev(411, 2)).unwrap();
         b.restart_stream();
         // The same server re-sends from its start of file.
-        assert_eq!(b.push(gtid_ev(340, 1)), Pushed::Skipped);
-        assert_eq!(b.push(xid(371)), Pushed::Skipped);
-        assert_eq!(b.push(gtid_ev(411, 2)), Pushed::Pending);
-        assert_eq!(b.push(xid(442)), Pushed::Completed);
+        assert_eq!(b.push(gtid_ev(340, 1)).unwrap(), Pushed::Skipped);
+        assert_eq!(b.push(xid(371)).unwrap(), Pushed::Skipped);
+        assert_eq!(b.push(gtid_ev(411, 2)).unwrap(), Pushed::Pending);
+        assert_eq!(b.push(xid(442)).unwrap(), Pushed::Completed);
+        // A server that sends an archived transaction again is not ours.
+        let err = b.push(gtid_ev(500, 2)).unwrap_err();
+        assert!(err.to_string().contains("0-1-2"), "{err}");
         let cut = b.cut().unwrap();
         let chunk = layout::chunk_key(Epoch(1), FILE, 300, 442);
         assert!(cut.objects.iter().any(|(k, _)| *k == chunk));
@@ -425,14 +447,14 @@ mod tests {
     #[test]
     fn the_semi_sync_ack_comes_with_the_cut_holding_its_event() {
         let mut b = start();
-        b.push(gtid_ev(340, 1));
+        b.push(gtid_ev(340, 1)).unwrap();
         let mut x = xid(371);
         x.needs_ack = true;
-        b.push(x);
+        b.push(x).unwrap();
         let cut = b.cut().unwrap();
         assert_eq!(cut.ack.unwrap().to_string(), "mysql-bin.000001:371");
-        b.push(gtid_ev(411, 2));
-        b.push(xid(442));
+        b.push(gtid_ev(411, 2)).unwrap();
+        b.push(xid(442)).unwrap();
         assert_eq!(b.cut().unwrap().ack, None);
     }
 }

@@ -34,6 +34,15 @@ impl GtidState {
         }
     }
 
+    /// True if the transaction `gtid` is already at or before this state.
+    pub fn contains(&self, gtid: &EventGtid) -> bool {
+        match (self, gtid) {
+            (GtidState::Mariadb(pos), EventGtid::Mariadb(g)) => pos.contains(g),
+            (GtidState::Mysql(set), EventGtid::Mysql(g)) => set.contains(g),
+            _ => false,
+        }
+    }
+
     /// The single-domain MariaDB seq_no, as a gauge value.
     pub fn single_seq_no(&self) -> Option<i64> {
         match self {

@@ -94,10 +94,14 @@ impl MysqlConnected {
                 )
             }
         };
+        // On the server that wrote the archive's end, its file offset is
+        // exact (events between transactions, like the Stop at the end of a
+        // file, are not skipped); elsewhere only the GTID state means anything.
+        let by_file = skip_through.is_some();
         let stream = client
             .clone()
             .with_semi_sync(opts.semi_sync)
-            .start(start_position(&complete.gtid))
+            .start(start_position(&complete, by_file))
             .await?;
         let (tx, primary_rx) = watch::channel(None);
         let query_opts = mysql_async::Opts::from_url(&opts.url)
@@ -119,6 +123,7 @@ impl MysqlConnected {
             acks: VecDeque::new(),
             primary_rx,
             primary_watch_open: true,
+            by_file,
             backoff: Duration::from_millis(100),
         })
     }
@@ -136,6 +141,9 @@ pub struct MysqlSource {
     acks: VecDeque<(BinlogPoint, Option<BinlogPosition>)>,
     primary_rx: watch::Receiver<Option<BinlogPoint>>,
     primary_watch_open: bool,
+    /// Resume by file offset (exact, on the server we stream from) rather
+    /// than by GTID state.
+    by_file: bool,
     backoff: Duration,
 }
 
@@ -190,7 +198,7 @@ impl MysqlSource {
                 now: format!("{system_id} ({:?})", client.flavor()),
             });
         }
-        let from = start_position(&self.buffer.complete().gtid);
+        let from = start_position(self.buffer.complete(), self.by_file);
         Ok(client
             .with_semi_sync(self.opts.semi_sync)
             .start(from)
@@ -203,6 +211,13 @@ impl MysqlSource {
         match e {
             Some(e) => {
                 let e = anyhow::Error::from(e);
+                if self.by_file && is_fatal(&e) {
+                    // The file offset is gone (a crash cut the binlog short,
+                    // or files were purged): the GTID state decides.
+                    tracing::warn!(error = %format!("{e:#}"), position = %self.buffer.complete().at, "cannot resume at the file offset; resuming by GTID");
+                    self.by_file = false;
+                    return Ok(());
+                }
                 if is_fatal(&e) {
                     return Err(e.context(format!(
                         "the primary {} refused to stream from {}; if its binlog was purged or it is another server, archive a fresh backup and point [primary] url at the right server",
@@ -238,8 +253,11 @@ fn empty_state(flavor: ServerFlavor) -> GtidState {
     }
 }
 
-fn start_position(gtid: &GtidState) -> StartPosition {
-    match gtid {
+fn start_position(at: &BinlogPoint, by_file: bool) -> StartPosition {
+    if by_file && !at.at.file.is_empty() {
+        return StartPosition::File(at.at.clone());
+    }
+    match &at.gtid {
         GtidState::Mariadb(p) => StartPosition::MariadbGtid(p.clone()),
         GtidState::Mysql(s) => StartPosition::MysqlGtid(s.clone()),
     }
@@ -283,7 +301,12 @@ impl LogSource for MysqlSource {
             tokio::select! {
                 read = stream.next() => match read {
                     Ok(Some(StreamedEvent::Event(ev))) => {
-                        if self.buffer.push(ev) == Pushed::Completed {
+                        let pushed = self.buffer.push(ev)?;
+                        if pushed != Pushed::Skipped {
+                            // Positioned in this server's files now.
+                            self.by_file = true;
+                        }
+                        if pushed == Pushed::Completed {
                             return Ok(SourceEvent::Received { primary: None });
                         }
                     }
@@ -335,7 +358,7 @@ impl LogSource for MysqlSource {
         };
         // Invariant 1: the primary releases a commit only once its events
         // are in the archive.
-        let ack = self.acks.drain(..=i).filter_map(|(_, a)| a).last();
+        let ack = self.acks.drain(..=i).filter_map(|(_, a)| a).next_back();
         let (Some(ack), Some(stream)) = (ack, self.stream.as_mut()) else {
             return Ok(());
         };

@@ -70,7 +70,11 @@ pub fn gtid_list(server_id: u32, state: &MariadbGtidPos, checksum: BinlogChecksu
         gtids: state.iter().copied().collect(),
     }
     .encode(&mut body);
-    RawEvent::build(header(EventType::GtidList, server_id, 0, 0), &body, checksum)
+    RawEvent::build(
+        header(EventType::GtidList, server_id, 0, 0),
+        &body,
+        checksum,
+    )
 }
 
 /// A file's FORMAT_DESCRIPTION as a primary sends it to a replica that
@@ -132,9 +136,10 @@ mod tests {
     fn heartbeat_literal_bytes() {
         let at = BinlogPosition::new("mysql-bin.000001", 1234).unwrap();
         let ev = heartbeat(7, &at, BinlogChecksum::Crc32);
-        assert_eq!(&ev.bytes[..19], &[
-            0, 0, 0, 0, 27, 7, 0, 0, 0, 39, 0, 0, 0, 0xd2, 0x04, 0, 0, 0x20, 0
-        ]);
+        assert_eq!(
+            &ev.bytes[..19],
+            &[0, 0, 0, 0, 27, 7, 0, 0, 0, 39, 0, 0, 0, 0xd2, 0x04, 0, 0, 0x20, 0]
+        );
         assert_eq!(&ev.bytes[19..35], b"mysql-bin.000001");
         ev.verify_crc32().unwrap();
     }
@@ -184,6 +189,8 @@ mod tests {
         assert_eq!(parsed.server_version, fde.server_version);
         let mut corrupt = original.bytes.to_vec();
         corrupt[40] ^= 1;
-        assert!(restamped_format_description(&RawEvent::parse(Bytes::from(corrupt)).unwrap()).is_err());
+        assert!(
+            restamped_format_description(&RawEvent::parse(Bytes::from(corrupt)).unwrap()).is_err()
+        );
     }
 }

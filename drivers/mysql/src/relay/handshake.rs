@@ -135,7 +135,9 @@ impl HandshakeResponse41 {
         let charset = r.u8("charset")?;
         r.bytes(23, "filler")?;
         if capabilities & caps::SSL != 0 && r.is_empty() {
-            return Err(Truncated("the client asks for TLS, which the relay does not offer"));
+            return Err(Truncated(
+                "the client asks for TLS, which the relay does not offer",
+            ));
         }
         let user = String::from_utf8_lossy(r.nul_str("user")?).into_owned();
         let auth_response = if capabilities & caps::PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {

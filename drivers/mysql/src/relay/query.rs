@@ -241,7 +241,10 @@ fn parse_expr(text: &str) -> Expr {
 
 /// The content of a '...', "..." or `...` literal, with '' and \x escapes undone.
 fn unquote(text: &str) -> Option<String> {
-    let q = text.chars().next().filter(|c| matches!(c, '\'' | '"' | '`'))?;
+    let q = text
+        .chars()
+        .next()
+        .filter(|c| matches!(c, '\'' | '"' | '`'))?;
     let inner = text.strip_prefix(q)?.strip_suffix(q)?;
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();

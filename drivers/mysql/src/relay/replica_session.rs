@@ -28,8 +28,7 @@ impl ServerIdentity {
     /// The version a MariaDB server puts in its handshake: old MySQL
     /// clients read "5.5.5-" as "at least 5.5.5", MariaDB's strip it.
     pub fn handshake_version(&self) -> String {
-        if self.version.to_ascii_lowercase().contains("mariadb") && !self.version.starts_with('5')
-        {
+        if self.version.to_ascii_lowercase().contains("mariadb") && !self.version.starts_with('5') {
             format!("5.5.5-{}", self.version)
         } else {
             self.version.clone()
@@ -250,7 +249,10 @@ mod tests {
             rows(s.answer("SELECT @@GLOBAL.SERVER_ID")),
             vec![vec![Some("1".into())]]
         );
-        assert_eq!(s.answer("SET @master_heartbeat_period= 1000000000"), Reply::Ok);
+        assert_eq!(
+            s.answer("SET @master_heartbeat_period= 1000000000"),
+            Reply::Ok
+        );
         assert_eq!(s.heartbeat_period(), Some(Duration::from_secs(1)));
         assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Off));
         assert_eq!(

@@ -157,8 +157,10 @@ mod tests {
         assert_eq!(r.nul_str("b").unwrap(), b"root");
         assert!(r.is_empty());
         assert_eq!(Reader::new(b"abc").nul_str("x"), Err(Truncated("x")));
-        assert!(Reader::new(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
-            .lenenc_str("huge")
-            .is_err());
+        assert!(
+            Reader::new(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .lenenc_str("huge")
+                .is_err()
+        );
     }
 }

@@ -1,0 +1,70 @@
+//! `instarec relay`: serve the archive's binlog to MariaDB replicas over
+//! the replication protocol (long-running).
+
+use super::Context;
+use crate::archive::Archive;
+use crate::relay::{RelayOptions, RelayServer};
+use anyhow::Context as _;
+use instarec_mysql::relay::Credentials;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Overrides [relay] listen
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let relay = config.relay.as_ref().context(
+        "no [relay] section; add listen, user and password (the replicas' MASTER_PORT, MASTER_USER, MASTER_PASSWORD)",
+    )?;
+    let mut options = RelayOptions::new(
+        args.listen.unwrap_or(relay.listen),
+        Credentials {
+            user: relay.user.clone(),
+            password: relay.password.expose().to_string(),
+        },
+    );
+    options.poll_interval = relay.poll_interval.0;
+    let archive = bound(ctx.open_archive(&config)?).await?;
+    let server = RelayServer::bind(options, archive).await?;
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    server.serve(shutdown).await;
+    Ok(())
+}
+
+/// The archive bound to the cluster it records: every object read must be
+/// that cluster's.
+async fn bound(archive: Archive) -> anyhow::Result<Archive> {
+    let record = archive.read_cluster().await?.with_context(|| {
+        format!(
+            "archive {} has no cluster record; run `instarec ship` for the primary first",
+            archive.url()
+        )
+    })?;
+    Ok(archive.bind_cluster(record.tag()))
+}
+
+/// SIGINT and SIGTERM stop the relay and close every replica connection.
+fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received: stopping the relay");
+        token.cancel();
+    });
+}

@@ -1,0 +1,17 @@
+//! `instarec relay`: a binlog server over the archive. A stock MariaDB
+//! replica connects with CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos and
+//! gets the archived events after its GTID position, exact bytes, then
+//! new ones as the shipper archives them. The protocol is the driver's
+//! (instarec_mysql::relay); this side reads the archive.
+
+mod binlog_archive;
+mod error;
+mod identity;
+mod replica_stream;
+mod server;
+mod start_filter;
+mod start_point;
+
+pub use binlog_archive::BinlogArchive;
+pub use error::RelayServeError;
+pub use server::{RelayOptions, RelayServer};
