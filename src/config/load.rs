@@ -24,6 +24,7 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("cutover_", &["cutover"]),
     ("promote_", &["promote"]),
     ("metrics_", &["metrics"]),
+    ("relay_", &["relay"]),
 ];
 
 /// Where a configuration comes from.
@@ -98,7 +99,7 @@ impl ConfigSources {
             else {
                 return Err(ConfigError::UnknownEnv {
                     var: var.clone(),
-                    sections: "ARCHIVE, ARCHIVE_S3, PRIMARY, STANDBY, CUTOVER, CUTOVER_PGBOUNCER, CUTOVER_HAPROXY, CUTOVER_HOOK, PROMOTE, METRICS".into(),
+                    sections: "ARCHIVE, ARCHIVE_S3, PRIMARY, STANDBY, CUTOVER, CUTOVER_PGBOUNCER, CUTOVER_HAPROXY, CUTOVER_HOOK, PROMOTE, METRICS, RELAY".into(),
                 });
             };
             let key = &lower[prefix.len()..];
