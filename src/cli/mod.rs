@@ -13,6 +13,7 @@ mod proxy;
 mod relay;
 mod restore;
 mod ship;
+mod signals;
 mod standby;
 mod status;
 mod wal_fetch;

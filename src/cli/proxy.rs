@@ -5,7 +5,6 @@ use crate::archive::Engine;
 use crate::cutover::{HostPort, ProxyOptions, ProxyServer};
 use anyhow::Context as _;
 use std::net::SocketAddr;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,28 +45,8 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let server = ProxyServer::bind(options, &archive, bootstrap)
         .await
         .with_context(|| format!("starting the proxy (archive {})", config.archive.url))?;
-    let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let shutdown = super::signals::shutdown_on_signal("the proxy");
     server.serve(Some(archive), shutdown).await;
     Ok(())
 }
 
-/// SIGINT and SIGTERM stop the proxy, closing every proxied connection.
-fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("signal received: stopping the proxy");
-        token.cancel();
-    });
-}

@@ -2,15 +2,13 @@
 
 use super::Context;
 use crate::ship;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub async fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let shutdown = super::signals::shutdown_on_signal("the shipper after flushing");
     let summary = ship::ship(&config, shutdown).await?;
     println!(
         "stopped: archive durable up to {} ({} objects, {} bytes this run)",
@@ -19,22 +17,3 @@ pub async fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM both mean: flush what we have, then exit 0.
-fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("signal received: flushing and stopping");
-        token.cancel();
-    });
-}
