@@ -219,6 +219,29 @@ fn replica_follows_the_primary_through_the_relay_across_restarts_and_rotation() 
     replica.query("START SLAVE");
     wait_caught_up(&primary, &replica, &relay, &shipper);
 
+    // Resuming in the middle of a chunk: one client call commits 30
+    // transactions (one or two chunks). The replica is then wound back to
+    // the 15th, as if it had stopped there, and must get exactly the 16th
+    // onwards: a re-sent one fails on its duplicate key.
+    let before: u64 = gtid_binlog_pos(&primary)
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let batch: String = (600..630)
+        .map(|i| format!("BEGIN; INSERT INTO test.t VALUES ({i}, 'batch'); COMMIT; "))
+        .collect();
+    primary.query(&batch);
+    wait_caught_up(&primary, &replica, &relay, &shipper);
+    replica.query(&format!(
+        "STOP SLAVE; SET SESSION sql_log_bin = 0; DELETE FROM test.t WHERE id >= 615 AND id < 630; \
+         SET GLOBAL gtid_slave_pos = '0-1-{}'; START SLAVE",
+        before + 15
+    ));
+    wait_caught_up(&primary, &replica, &relay, &shipper);
+    assert_eq!(checksum(&replica), checksum(&primary));
+
     // A rotation on the primary, then the replica server restarts.
     primary.query("FLUSH BINARY LOGS");
     insert_rows(&primary, 300, 10);
@@ -245,6 +268,25 @@ fn replica_follows_the_primary_through_the_relay_across_restarts_and_rotation() 
     );
     wait_caught_up(&primary, &replica, &relay, &shipper);
     assert_eq!(checksum(&replica), checksum(&primary));
+    // Idle: heartbeats keep the connection up, and the replica takes them.
+    let beats = |db: &MariaDb| -> u64 {
+        db.query("SHOW STATUS LIKE 'Slave_received_heartbeats'")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let before_idle = beats(&replica);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(beats(&replica) >= before_idle + 2, "no heartbeats");
+    let status = slave_status(&replica);
+    assert_eq!(
+        status.get("Last_IO_Errno").map(String::as_str),
+        Some("0"),
+        "{status:?}"
+    );
+    wait_caught_up(&primary, &replica, &relay, &shipper);
+
     let log = relay.log();
     assert!(log.contains("replica asked for the binlog"), "{log}");
     // Every reconnect (START SLAVE, the replica's restart) resumed by GTID.

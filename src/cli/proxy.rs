@@ -49,4 +49,3 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     server.serve(Some(archive), shutdown).await;
     Ok(())
 }
-

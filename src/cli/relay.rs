@@ -7,7 +7,6 @@ use crate::relay::{RelayOptions, RelayServer};
 use anyhow::Context as _;
 use instarec_mysql::relay::Credentials;
 use std::net::SocketAddr;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,8 +30,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     options.poll_interval = relay.poll_interval.0;
     let archive = bound(ctx.open_archive(&config)?).await?;
     let server = RelayServer::bind(options, archive).await?;
-    let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let shutdown = super::signals::shutdown_on_signal("the relay");
     server.serve(shutdown).await;
     Ok(())
 }
@@ -47,24 +45,4 @@ async fn bound(archive: Archive) -> anyhow::Result<Archive> {
         )
     })?;
     Ok(archive.bind_cluster(record.tag()))
-}
-
-/// SIGINT and SIGTERM stop the relay and close every replica connection.
-fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("signal received: stopping the relay");
-        token.cancel();
-    });
 }

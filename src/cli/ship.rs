@@ -16,4 +16,3 @@ pub async fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

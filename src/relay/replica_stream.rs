@@ -140,7 +140,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 _ = tokio::time::sleep(options.poll_interval) => {}
             }
             idle_polls += 1;
-            let new = self.poll(idle_polls % FULL_SCAN_EVERY == 0).await?;
+            let full_scan = idle_polls >= FULL_SCAN_EVERY;
+            if full_scan {
+                idle_polls = 0;
+            }
+            let new = self.poll(full_scan).await?;
             if new.is_empty() {
                 if idle_since.elapsed() >= heartbeat {
                     self.sender.heartbeat().await?;

@@ -38,7 +38,7 @@ impl StartFilter {
                 EventType::MariadbGtid => {
                     let gtid =
                         MariadbGtidEvent::from_event(event, checksum)?.gtid(event.header.server_id);
-                    *skipping = applied.contains(&gtid) && false;
+                    *skipping = applied.contains(&gtid);
                     Ok(!*skipping)
                 }
                 // Outside any group: the file's own bookkeeping.

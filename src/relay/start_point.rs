@@ -92,7 +92,7 @@ pub fn at_file_position(keys: &[IndexKey], at: &BinlogPosition) -> Result<usize,
         .enumerate()
         .filter(|(_, k)| of_file(k) && k.first <= at.pos)
         .map(|(i, _)| i)
-        .last();
+        .next_back();
     let first_of_file = keys.iter().position(|k| of_file(&k));
     last_at_or_before
         .or(first_of_file)
