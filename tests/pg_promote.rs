@@ -102,18 +102,21 @@ fn cluster(opts: PgOptions, primary_extra: &str, rest: &str) -> Cluster {
     }
 }
 
+/// Acknowledged ledger ids and when the client saw each acknowledgement.
+type Acked = Arc<Mutex<Vec<(i64, DateTime<Utc>)>>>;
+
 /// A client committing ledger rows with increasing ids, one at a time,
 /// recording each commit the server acknowledged and when.
 struct Ledger {
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(i64, DateTime<Utc>)>>>,
+    acked: Acked,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ledger {
     fn start(url: String) -> Ledger {
         let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
+        let acked: Acked = Arc::new(Mutex::new(Vec::new()));
         let (s, a) = (stop.clone(), acked.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -388,7 +391,38 @@ fn synchronous_failover_loses_no_acknowledged_commit() {
     std::thread::sleep(Duration::from_millis(700));
     c.primary.kill9();
     let acked = ledger.finish();
-    let report = promote(&c, &[]);
+    // The new primary inherited synchronous_standby_names: its first commit
+    // waits until a synchronous shipper follows it, which can only start
+    // once promote has claimed the epoch naming it.
+    let child = Command::new(binary())
+        .arg("--config")
+        .arg(&c.config)
+        .args(["promote", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while epochs(&c.archive_url).len() < 2 {
+        assert!(Instant::now() < deadline, "promote claimed no epoch");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = c.dir.path().join("after.toml");
+    write_config(
+        &after,
+        &c.archive_url,
+        &c.standby.url(),
+        "synchronous = true",
+    );
+    let follower = Shipper::start(&after);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promote: {}\nfollower log:\n{}",
+        text(&out),
+        follower.log()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     println!("synchronous report: {report:#}");
     assert_report_shape(&report);
     assert_eq!(report["mode"], "synchronous");
@@ -441,4 +475,63 @@ fn promoting_a_non_standby_or_another_cluster_fails_and_changes_nothing() {
     assert_eq!(epochs(&c.archive_url), before, "no epoch was claimed");
     assert_eq!(c.primary.psql("SHOW default_transaction_read_only"), "off");
     c.primary.psql("INSERT INTO ledger(id) VALUES (1)");
+}
+
+#[test]
+fn planned_switchover_through_the_proxy_moves_clients_and_counts_rto_there() {
+    let listen = support::free_port();
+    let control = support::free_port();
+    let c = cluster(
+        PgOptions::default(),
+        "",
+        &format!(
+            "\n[cutover]\nmethod = \"proxy\"\nlisten = \"127.0.0.1:{listen}\"\nproxy_control = \"127.0.0.1:{control}\"\n"
+        ),
+    );
+    let log = std::fs::File::create(c.dir.path().join("proxy.log")).unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.arg("--config")
+        .arg(&c.config)
+        .arg("proxy")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let _proxy = support::process::GroupChild::spawn(
+        "instarec proxy",
+        cmd,
+        libc::SIGTERM,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(support::process::wait_for_port(
+        listen,
+        Duration::from_secs(30)
+    ));
+
+    let ledger = Ledger::start(format!("postgres://postgres@127.0.0.1:{listen}/postgres"));
+    wait_for_commits(&ledger, 200);
+    let report = promote(&c, &["--planned"]);
+    // Clients keep writing through the proxy, now to the new primary.
+    let before = ledger.count();
+    wait_for_commits(&ledger, before + 100);
+    let acked = ledger.finish();
+    println!("planned via proxy: {report:#}");
+
+    assert_report_shape(&report);
+    assert_eq!(report["mode"], "planned");
+    assert_eq!(report["rpo_bytes"], 0);
+    assert_eq!(report["write_path"], format!("127.0.0.1:{listen}"));
+    assert_eq!(report["cutover"][0]["method"], "proxy");
+    let on_new = ids_on(&c.standby);
+    let lost: Vec<i64> = acked
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !on_new.contains(id))
+        .collect();
+    assert!(lost.is_empty(), "lost acknowledged commits {lost:?}");
+    let probes: i64 = c
+        .standby
+        .psql("SELECT count(*) FROM instarec_promote_probe")
+        .parse()
+        .unwrap();
+    assert_eq!(probes, 1);
 }

@@ -7,6 +7,7 @@
 //! the backup's stop position: without that WAL the backup cannot be made
 //! consistent.
 
+use super::chunk_upload::{ChunkUploadError, ChunkUploads};
 use super::layout;
 use super::manifest::{BackupManifest, ManifestError};
 use super::manifest_check::{self, ManifestCheckError};
@@ -22,7 +23,6 @@ use instarec_postgres::{
     Lsn, PgError, ReplicationClient, TimelineId, WalSegmentSize,
 };
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// How often the archive's end is checked while waiting for WAL.
@@ -106,6 +106,18 @@ impl From<PgError> for BackupError {
     }
 }
 
+impl From<ChunkUploadError> for BackupError {
+    fn from(e: ChunkUploadError) -> Self {
+        match e {
+            ChunkUploadError::Archive(a) => BackupError::Archive(a),
+            ChunkUploadError::Task { id, reason } => BackupError::Task {
+                id,
+                reason: format!("chunk upload: {reason}"),
+            },
+        }
+    }
+}
+
 /// Takes a base backup of the primary at `opts.conn` into `archive` and
 /// commits its record. The archive is bound to the primary's cluster first
 /// (another cluster's archive is refused before anything is written).
@@ -164,7 +176,7 @@ pub async fn take_backup(
     tracing::info!(%start, %timeline, estimated_bytes = stream.estimated_bytes(), "backup started");
     progress.start(stream.estimated_bytes());
 
-    let mut uploads = Uploads::new(&archive, &id, opts.upload_parallelism);
+    let mut uploads = ChunkUploads::new(&archive, &id, opts.upload_parallelism);
     let mut current: Option<ArchiveInProgress> = None;
     let mut done_archives: Vec<BackupArchive> = Vec::new();
     let mut tar_files: Vec<TarFile> = Vec::new();
@@ -347,57 +359,6 @@ fn covers(end: Option<(TimelineId, Lsn)>, stop: Lsn, timeline: TimelineId) -> bo
     }
 }
 
-/// Chunk uploads in flight, at most `limit` at once.
-struct Uploads {
-    archive: Archive,
-    id: String,
-    limit: usize,
-    tasks: JoinSet<Result<(), ArchiveError>>,
-}
-
-impl Uploads {
-    fn new(archive: &Archive, id: &str, limit: usize) -> Uploads {
-        Uploads {
-            archive: archive.clone(),
-            id: id.to_string(),
-            limit: limit.max(1),
-            tasks: JoinSet::new(),
-        }
-    }
-
-    /// Starts one upload, first waiting for a free slot: while we wait we do
-    /// not read from the server, whose sends back up into the TCP window.
-    async fn spawn(&mut self, key: String, chunk: Bytes) -> Result<(), BackupError> {
-        while self.tasks.len() >= self.limit {
-            self.join_one().await?;
-        }
-        let archive = self.archive.clone();
-        self.tasks.spawn(async move {
-            tracing::debug!(%key, bytes = chunk.len(), "uploading chunk");
-            archive.put(&key, chunk).await.map(|_| ())
-        });
-        Ok(())
-    }
-
-    async fn join_one(&mut self) -> Result<(), BackupError> {
-        match self.tasks.join_next().await {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(e.into()),
-            Some(Err(e)) => Err(BackupError::Task {
-                id: self.id.clone(),
-                reason: format!("chunk upload: {e}"),
-            }),
-        }
-    }
-
-    async fn drain(&mut self) -> Result<(), BackupError> {
-        while !self.tasks.is_empty() {
-            self.join_one().await?;
-        }
-        Ok(())
-    }
-}
-
 /// One tar archive being received: its current chunk and its tar reader.
 struct ArchiveInProgress {
     name: String,
@@ -434,7 +395,7 @@ impl ArchiveInProgress {
         })
     }
 
-    async fn push(&mut self, data: Bytes, uploads: &mut Uploads) -> Result<(), BackupError> {
+    async fn push(&mut self, data: Bytes, uploads: &mut ChunkUploads) -> Result<(), BackupError> {
         self.bytes += data.len() as u64;
         self.buffer.extend_from_slice(&data);
         self.lister.feed(data).await?;
@@ -446,15 +407,19 @@ impl ArchiveInProgress {
         Ok(())
     }
 
-    async fn upload(&mut self, chunk: Bytes, uploads: &mut Uploads) -> Result<(), BackupError> {
-        let key = layout::chunk_key(&uploads.id, &self.name, self.chunks);
+    async fn upload(
+        &mut self,
+        chunk: Bytes,
+        uploads: &mut ChunkUploads,
+    ) -> Result<(), BackupError> {
+        let key = layout::chunk_key(uploads.backup_id(), &self.name, self.chunks);
         self.chunks += 1;
-        uploads.spawn(key, chunk).await
+        Ok(uploads.spawn(key, chunk).await?)
     }
 
     async fn finish(
         mut self,
-        uploads: &mut Uploads,
+        uploads: &mut ChunkUploads,
         archives: &mut Vec<BackupArchive>,
         files: &mut Vec<TarFile>,
     ) -> Result<(), BackupError> {

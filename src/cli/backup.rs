@@ -3,11 +3,15 @@
 
 use super::Context;
 use crate::archive::Engine;
+use crate::backup::mysql_take::{
+    take_mysql_backup, MysqlBackupError, MysqlBackupOutcome, MysqlTakeOptions,
+};
 use crate::backup::progress::BackupProgress;
 use crate::backup::take::{take_backup, BackupError, BackupOutcome, TakeOptions};
 use crate::backup::BackupRecord;
 use crate::config::ConfigError;
-use crate::ship::postgres_conn;
+use crate::config::{Config, PrimarySection};
+use crate::ship::{mysql_source, postgres_conn};
 use clap::{Subcommand, ValueEnum};
 use instarec_postgres::CheckpointMode;
 use std::io::IsTerminal as _;
@@ -34,10 +38,10 @@ pub struct TakeArgs {
     /// Label stored in backup_label [default: "instarec <id>"]
     #[arg(long)]
     pub label: Option<String>,
-    /// Start with an immediate checkpoint (fast) or a spread one (less I/O)
+    /// Start with an immediate checkpoint (fast) or a spread one (less I/O); PostgreSQL only
     #[arg(long, value_enum, default_value_t = Checkpoint::Fast)]
     pub checkpoint: Checkpoint,
-    /// How long to wait for `instarec ship` to archive the WAL up to the backup's end
+    /// How long to wait for `instarec ship` to archive the WAL (or binlog) up to the backup's end
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub wal_timeout: Duration,
     /// Chunk uploads in flight at once (memory ≈ (this + 1) × 16 MiB)
@@ -75,9 +79,7 @@ async fn run_take(ctx: &Context, args: TakeArgs) -> anyhow::Result<()> {
         origin: "the configuration".into(),
     })?;
     if primary.engine == Engine::Mysql {
-        anyhow::bail!(
-            "engine \"mysql\" is not supported by `instarec backup` yet; take MySQL backups with mariabackup or xtrabackup for now"
-        );
+        return run_take_mysql(ctx, &config, primary, args).await;
     }
     let archive = ctx.open_archive(&config)?;
     let mut opts = TakeOptions::new(postgres_conn(primary)?);
@@ -112,6 +114,56 @@ async fn run_take(ctx: &Context, args: TakeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// mariabackup/xtrabackup into the archive; same flags, same output.
+async fn run_take_mysql(
+    ctx: &Context,
+    config: &Config,
+    primary: &PrimarySection,
+    args: TakeArgs,
+) -> anyhow::Result<()> {
+    let archive = ctx.open_archive(config)?;
+    let source = mysql_source(primary)?;
+    let mut opts = MysqlTakeOptions::new(source.url, source.cluster_id);
+    opts.label = args.label;
+    opts.binlog_timeout = args.wal_timeout;
+    opts.upload_parallelism = args.parallel.into();
+
+    // SIGINT or SIGTERM: the tool is killed and no record is written.
+    let cancel = super::signals::shutdown_on_signal("backup");
+    let mut progress = BackupProgress::new(std::io::stderr().is_terminal());
+    let result = take_mysql_backup(&opts, &archive, &mut progress, &cancel).await;
+    progress.finish();
+    let outcome = result.map_err(|e| match e {
+        // Unwrapped so the exit code reflects it (cluster mismatch, fenced…).
+        MysqlBackupError::Archive(a) => anyhow::Error::from(a),
+        other => anyhow::Error::from(other),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.record)?);
+    } else {
+        println!("{}", mysql_summary(&outcome));
+    }
+    Ok(())
+}
+
+fn mysql_summary(o: &MysqlBackupOutcome) -> String {
+    let r = &o.record;
+    let m = &o.manifest;
+    let secs = o.duration.as_secs_f64().max(0.001);
+    format!(
+        "backup {}: GTID {} (binlog {}:{}), {} in {} chunks (stored {}), {:.1} s, {:.1} MB/s",
+        r.id,
+        r.stop_position,
+        m.binlog_file,
+        m.binlog_pos,
+        bytesize::ByteSize(r.size_bytes),
+        m.chunks,
+        bytesize::ByteSize(o.stored_bytes),
+        secs,
+        r.size_bytes as f64 / secs / 1e6
+    )
+}
+
 fn summary(o: &BackupOutcome) -> String {
     let r = &o.record;
     let secs = o.duration.as_secs_f64().max(0.001);
@@ -127,6 +179,15 @@ fn summary(o: &BackupOutcome) -> String {
         secs,
         r.size_bytes as f64 / secs / 1e6
     )
+}
+
+/// MySQL has no timelines: its GTID position says it all.
+fn timeline_column(b: &BackupRecord) -> String {
+    if b.engine == Engine::Mysql.to_string() {
+        "-".to_string()
+    } else {
+        b.timeline.to_string()
+    }
 }
 
 async fn run_list(ctx: &Context, args: ListArgs) -> anyhow::Result<()> {
@@ -152,7 +213,7 @@ async fn run_list(ctx: &Context, args: ListArgs) -> anyhow::Result<()> {
             b.start_time.format("%Y-%m-%d %H:%M:%S"),
             b.start_position,
             b.stop_position,
-            b.timeline,
+            timeline_column(b),
             bytesize::ByteSize(b.size_bytes).to_string()
         );
     }

@@ -8,6 +8,7 @@ mod archive_verify;
 mod backup;
 mod config_check;
 mod context;
+mod demo;
 mod promote;
 mod proxy;
 mod relay;
@@ -65,6 +66,8 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Watch ship, backup, standby, crash, promote and the RPO report on this machine
+    Demo(demo::Args),
     /// Forward client connections to the current primary, following promotes (long-running)
     Proxy(proxy::Args),
     /// Promote [standby]: fence [primary], drain, promote, cut over, report RPO/RTO
@@ -117,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(ArchiveCommand::Verify(args)) => archive_verify::run(&ctx, args).await,
         Command::Backup(args) => backup::run(&ctx, args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&ctx, args).await,
+        Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Proxy(args) => proxy::run(&ctx, args).await,
         Command::Promote(args) => promote::run(&ctx, args).await,
         Command::Relay(args) => relay::run(&ctx, args).await,

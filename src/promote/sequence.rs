@@ -447,10 +447,20 @@ async fn first_write<C: ServerControl>(
 ) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
-        match control.write_probe(via, note).await {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(format!("{e:#}")),
-            Err(e) => tracing::debug!(error = %format!("{e:#}"), "probe write failed; retrying"),
+        // One attempt may wait long: a commit on a primary that waits for a
+        // synchronous replica finishes only once one (e.g. `instarec ship`) connects.
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, control.write_probe(via, note)).await {
+            Ok(Ok(())) => return Ok(()),
+            Err(_) => {
+                return Err(
+                    "the write was still waiting for its commit to be acknowledged; if the new primary waits for a synchronous replica, start it (`instarec ship` with [primary] url pointing at the new primary)".into(),
+                )
+            }
+            Ok(Err(e)) if Instant::now() >= deadline => return Err(format!("{e:#}")),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %format!("{e:#}"), "probe write failed; retrying")
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -56,8 +56,10 @@ where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
+        // The caller sees the same error on its next query; here it is
+        // only context (a server going away during failover is expected).
         if let Err(e) = connection.await {
-            tracing::warn!(%addr, "SQL connection ended: {e}");
+            tracing::debug!(%addr, "SQL connection ended: {e}");
         }
     });
 }

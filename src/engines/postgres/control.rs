@@ -2,7 +2,7 @@
 //! into SQL on the old primary and the standby (driver `ControlConnection`)
 //! and one replication command for the new timeline's history file.
 
-use super::archive_end::durable_end;
+use super::archive_end::{durable_end, end_of_keys};
 use super::layout;
 use crate::archive::Archive;
 use crate::engine::{FencedPrimary, Promoted, Reach, ServerControl, ServerIdentity};
@@ -27,6 +27,10 @@ pub struct PgControl {
     standby_conn: OnceCell<ControlConnection>,
     old_conn: Mutex<Option<ControlConnection>>,
     segment_size: OnceCell<WalSegmentSize>,
+    /// The timeline the archive's log ended on when first asked: the old
+    /// primary's. Later ends are read on it alone, so WAL a follower ships
+    /// from the new primary is not mistaken for the old primary's.
+    old_timeline: OnceCell<TimelineId>,
 }
 
 impl PgControl {
@@ -38,6 +42,7 @@ impl PgControl {
             standby_conn: OnceCell::new(),
             old_conn: Mutex::new(None),
             segment_size: OnceCell::new(),
+            old_timeline: OnceCell::new(),
         }
     }
 
@@ -156,7 +161,20 @@ impl ServerControl for PgControl {
 
     async fn archive_end(&self, archive: &Archive) -> anyhow::Result<Option<Lsn>> {
         let size = self.segment_size().await?;
-        Ok(durable_end(archive, size).await?.map(|(_, lsn)| lsn))
+        if let Some(tli) = self.old_timeline.get() {
+            let keys: Vec<String> = archive
+                .list(&layout::timeline_prefix(*tli))
+                .await?
+                .into_iter()
+                .map(|e| e.key)
+                .collect();
+            return Ok(end_of_keys(&keys, size).map(|(_, lsn)| lsn));
+        }
+        let end = durable_end(archive, size).await?;
+        if let Some((tli, _)) = end {
+            let _ = self.old_timeline.set(tli);
+        }
+        Ok(end.map(|(_, lsn)| lsn))
     }
 
     async fn standby_replayed(&self) -> anyhow::Result<Lsn> {
