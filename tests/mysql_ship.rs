@@ -330,7 +330,7 @@ fn an_archive_of_another_topology_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = archive_url(dir.path());
     let config = write_mysql_config(dir.path(), &url, &db.url(), "cluster_id = \"east\"");
-    let mut shipper = Shipper::start(&config);
+    let shipper = Shipper::start(&config);
     db.query("CREATE DATABASE test");
     wait_archived(&db, &url, &shipper, Duration::from_secs(30));
     assert_eq!(shipper.stop(), 0);
