@@ -374,7 +374,7 @@ fn sigterm_while_waiting_for_the_binlog_stops_without_a_record() {
     let dir = tempfile::tempdir().unwrap();
     let url = archive_url(dir.path());
     let config = config_for(&db, dir.path(), "backup", "ALL PRIVILEGES");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_instarec"))
+    let child = Command::new(env!("CARGO_BIN_EXE_instarec"))
         .arg("--config")
         .arg(&config)
         .args(["backup", "--wal-timeout", "120s"])

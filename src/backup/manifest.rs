@@ -1,14 +1,11 @@
-//! PostgreSQL's `backup_manifest` as a restore uses it: after extraction
-//! every listed file is checked on disk (size and CRC32C), so a restore
-//! never starts on bytes that differ from what the server sent.
+//! PostgreSQL's `backup_manifest` as a restore uses it: every listed file is
+//! checked (size and CRC32C) as it is written, and every listed file must be
+//! written, so a restore never starts on bytes that differ from what the
+//! server sent.
 
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-
-/// Read buffer for checksumming; files stream through it.
-const READ_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -16,12 +13,6 @@ pub enum ManifestError {
     Invalid { backup: String, reason: String },
     #[error("restored file {path} does not match backup_manifest: {reason}; the extracted data directory is unusable: delete it and restore again, and run `instarec archive verify` if it happens twice")]
     Mismatch { path: String, reason: String },
-    #[error("cannot read restored file {path}: {source}; check the data directory is readable")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// The parts of a manifest that verification needs.
@@ -137,87 +128,122 @@ pub fn crc32c_bytes(crc: u32) -> [u8; 4] {
     crc.to_le_bytes()
 }
 
-/// Maps manifest paths to disk: `pg_tblspc/<oid>/…` goes to the tablespace's
-/// restored location, everything else under the data directory.
+/// One file's check against its manifest entry, fed the bytes as they are
+/// written so the restore never reads a file twice.
 #[derive(Debug, Clone)]
-pub struct PathMap {
-    pub data_dir: PathBuf,
-    /// Tablespace oid → where its archive was extracted.
-    pub tablespaces: HashMap<String, PathBuf>,
+pub struct FileCheck {
+    size: u64,
+    checksum: Checksum,
+    seen: u64,
+    crc: u32,
 }
 
-impl PathMap {
-    pub fn resolve(&self, manifest_path: &str) -> PathBuf {
-        if let Some(rest) = manifest_path.strip_prefix("pg_tblspc/") {
-            if let Some((oid, inner)) = rest.split_once('/') {
-                if let Some(location) = self.tablespaces.get(oid) {
-                    return location.join(inner);
-                }
-            }
+impl FileCheck {
+    pub fn new(file: &ManifestFile) -> FileCheck {
+        FileCheck {
+            size: file.size,
+            checksum: file.checksum.clone(),
+            seen: 0,
+            crc: 0,
         }
-        self.data_dir.join(manifest_path)
     }
-}
 
-/// Checks every listed file's size and checksum. Blocking: call it from
-/// spawn_blocking.
-pub fn verify_blocking(
-    manifest: &BackupManifest,
-    paths: &PathMap,
-) -> Result<Verified, ManifestError> {
-    let mut verified = Verified::default();
-    let mut buffer = vec![0u8; READ_BUFFER];
-    for file in &manifest.files {
-        let disk = paths.resolve(&file.path);
-        let read_err = |source| ManifestError::Read {
-            path: disk.display().to_string(),
-            source,
-        };
+    pub fn update(&mut self, bytes: &[u8]) {
+        if matches!(self.checksum, Checksum::Crc32c(_)) {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+        }
+        self.seen += bytes.len() as u64;
+    }
+
+    /// Size, then checksum; `path` is where the file was written, for the error.
+    pub fn finish(&self, path: &Path) -> Result<(), ManifestError> {
         let mismatch = |reason: String| ManifestError::Mismatch {
-            path: disk.display().to_string(),
+            path: path.display().to_string(),
             reason,
         };
-        let mut f = match std::fs::File::open(&disk) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(mismatch("listed in the manifest but missing".into()))
-            }
-            Err(e) => return Err(read_err(e)),
-        };
-        let mut size = 0u64;
-        let mut crc = 0u32;
-        let want_crc = matches!(file.checksum, Checksum::Crc32c(_));
-        loop {
-            let n = f.read(&mut buffer).map_err(read_err)?;
-            if n == 0 {
-                break;
-            }
-            if want_crc {
-                crc = crc32c::crc32c_append(crc, &buffer[..n]);
-            }
-            size += n as u64;
-        }
-        if size != file.size {
+        if self.seen != self.size {
             return Err(mismatch(format!(
-                "size is {size} bytes, the manifest says {}",
-                file.size
+                "size is {} bytes, the manifest says {}",
+                self.seen, self.size
             )));
         }
-        match &file.checksum {
-            Checksum::Crc32c(expected) if crc32c_bytes(crc) != *expected => {
-                return Err(mismatch(format!(
+        match &self.checksum {
+            Checksum::Crc32c(expected) if crc32c_bytes(self.crc) != *expected => {
+                Err(mismatch(format!(
                     "CRC32C is {}, the manifest says {}",
-                    hex::encode(crc32c_bytes(crc)),
+                    hex::encode(crc32c_bytes(self.crc)),
                     hex::encode(expected)
-                )));
+                )))
             }
-            Checksum::Unsupported(_) => verified.size_only += 1,
-            _ => {}
+            _ => Ok(()),
         }
-        verified.files += 1;
-        verified.bytes += size;
     }
-    Ok(verified)
+}
+
+/// Which manifest entries a restore has checked, so one that no archive
+/// held is caught.
+#[derive(Debug)]
+pub struct ManifestIndex {
+    files: Vec<ManifestFile>,
+    by_path: HashMap<String, usize>,
+    claimed: Vec<bool>,
+}
+
+impl ManifestIndex {
+    pub fn new(manifest: BackupManifest) -> ManifestIndex {
+        let by_path = manifest
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i))
+            .collect();
+        let claimed = vec![false; manifest.files.len()];
+        ManifestIndex {
+            files: manifest.files,
+            by_path,
+            claimed,
+        }
+    }
+
+    /// The check for `manifest_path` (e.g. "base/1/1259"), None when the
+    /// manifest does not list it. Each entry can be claimed once: a second
+    /// claim is an error (`disk` names the file in it).
+    pub fn claim(
+        &mut self,
+        manifest_path: &str,
+        disk: &Path,
+    ) -> Result<Option<FileCheck>, ManifestError> {
+        let Some(&i) = self.by_path.get(manifest_path) else {
+            return Ok(None);
+        };
+        if std::mem::replace(&mut self.claimed[i], true) {
+            return Err(ManifestError::Mismatch {
+                path: disk.display().to_string(),
+                reason: "the backup holds it twice".into(),
+            });
+        }
+        Ok(Some(FileCheck::new(&self.files[i])))
+    }
+
+    /// What was claimed, or the first listed file that never was.
+    /// `resolve` maps a manifest path to where it would be on disk.
+    pub fn finish(&self, resolve: impl Fn(&str) -> PathBuf) -> Result<Verified, ManifestError> {
+        let mut verified = Verified::default();
+        for (file, claimed) in self.files.iter().zip(&self.claimed) {
+            if !claimed {
+                return Err(ManifestError::Mismatch {
+                    path: resolve(&file.path).display().to_string(),
+                    reason: "listed in the manifest but missing from the backup".into(),
+                });
+            }
+            verified.files += 1;
+            verified.bytes += file.size;
+            if matches!(file.checksum, Checksum::Unsupported(_)) {
+                verified.size_only += 1;
+            }
+        }
+        Ok(verified)
+    }
 }
 
 #[cfg(test)]
@@ -274,49 +300,71 @@ mod tests {
     }
 
     #[test]
-    fn verify_catches_size_and_checksum_mismatch() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a"), b"123456789").unwrap();
-        let tbs = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tbs.path().join("PG_15_1")).unwrap();
-        std::fs::write(tbs.path().join("PG_15_1/b"), b"").unwrap();
-        let mut manifest = BackupManifest {
-            files: vec![
-                ManifestFile {
-                    path: "a".into(),
-                    size: 9,
-                    checksum: Checksum::Crc32c(crc32c_bytes(0xE306_9283)),
-                },
-                ManifestFile {
-                    path: "pg_tblspc/16384/PG_15_1/b".into(),
-                    size: 0,
-                    checksum: Checksum::Crc32c([0; 4]),
-                },
-            ],
+    fn file_check_catches_size_and_checksum_mismatch() {
+        let file = ManifestFile {
+            path: "a".into(),
+            size: 9,
+            checksum: Checksum::Crc32c(crc32c_bytes(0xE306_9283)),
         };
-        let paths = PathMap {
-            data_dir: dir.path().to_path_buf(),
-            tablespaces: HashMap::from([("16384".to_string(), tbs.path().to_path_buf())]),
+        let disk = Path::new("/restore/a");
+        let mut check = FileCheck::new(&file);
+        check.update(b"1234");
+        check.update(b"56789");
+        check.finish(disk).unwrap();
+
+        let mut wrong = FileCheck::new(&file);
+        wrong.update(b"123456780");
+        let err = wrong.finish(disk).unwrap_err().to_string();
+        assert!(
+            err.contains("/restore/a") && err.contains("CRC32C is"),
+            "{err}"
+        );
+
+        let mut short = FileCheck::new(&file);
+        short.update(b"12345678");
+        let err = short.finish(disk).unwrap_err().to_string();
+        assert!(
+            err.contains("size is 8 bytes, the manifest says 9"),
+            "{err}"
+        );
+
+        // SHA-256 and friends: the size is still checked.
+        let sha = ManifestFile {
+            checksum: Checksum::Unsupported("SHA256".into()),
+            ..file
         };
-        let ok = verify_blocking(&manifest, &paths).unwrap();
-        assert_eq!((ok.files, ok.bytes), (2, 9));
+        let mut size_only = FileCheck::new(&sha);
+        size_only.update(b"anything!");
+        size_only.finish(disk).unwrap();
+    }
 
-        manifest.files[0].checksum = Checksum::Crc32c([0, 0, 0, 1]);
-        let err = verify_blocking(&manifest, &paths).unwrap_err().to_string();
-        assert!(err.contains("CRC32C is 839206e3"), "{err}");
-
-        manifest.files[0].size = 10;
-        let err = verify_blocking(&manifest, &paths).unwrap_err().to_string();
-        assert!(err.contains("size is 9 bytes"), "{err}");
-
-        manifest.files.push(ManifestFile {
-            path: "missing".into(),
-            size: 0,
-            checksum: Checksum::None,
-        });
-        manifest.files[0].size = 9;
-        manifest.files[0].checksum = Checksum::None;
-        let err = verify_blocking(&manifest, &paths).unwrap_err().to_string();
-        assert!(err.contains("missing"), "{err}");
+    #[test]
+    fn index_catches_duplicates_and_files_no_archive_held() {
+        let manifest = BackupManifest::parse("b1", MANIFEST.as_bytes()).unwrap();
+        let mut index = ManifestIndex::new(manifest);
+        let disk = Path::new("/restore/PG_VERSION");
+        assert!(index.claim("PG_VERSION", disk).unwrap().is_some());
+        assert!(index.claim("not/listed", disk).unwrap().is_none());
+        let err = index.claim("PG_VERSION", disk).unwrap_err().to_string();
+        assert!(err.contains("twice"), "{err}");
+        index.claim("base", disk).unwrap();
+        let err = index
+            .finish(|p| Path::new("/restore").join(p))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/restore/global/pg_control") && err.contains("missing"),
+            "{err}"
+        );
+        index.claim("global/pg_control", disk).unwrap();
+        let verified = index.finish(|p| Path::new("/restore").join(p)).unwrap();
+        assert_eq!(
+            verified,
+            Verified {
+                files: 3,
+                bytes: 6,
+                size_only: 1
+            }
+        );
     }
 }
