@@ -1,21 +1,32 @@
-//! Restoring a backup's files: download its tar chunks in parallel, feed
-//! them in order into a tar extractor, then check every file against the
-//! backup's manifest. Shared by `standby init` and `restore`.
+//! Restoring a backup's files: download its tar chunks in parallel and
+//! feed them, in order, to a tar parser on a blocking thread whose writer
+//! threads check every file against the backup's manifest as they write it
+//! and fsync it ([`unpack`]). Success means every file and directory is
+//! durable and matches the manifest. Shared by `standby init` and `restore`.
+//!
+//! Memory: up to `parallelism` chunks downloading plus two waiting
+//! (≤ 16 MiB each, [`layout::CHUNK_BYTES`]), plus the extraction's bound
+//! (about `(3 × parallelism + 3)` MiB, see [`unpack`]).
+
+mod chunk_reader;
+mod file_writer;
+mod unpack;
 
 use super::layout;
-use super::manifest::{self, BackupManifest, ManifestError, PathMap, Verified};
+use super::manifest::{BackupManifest, ManifestError, ManifestIndex, Verified};
 use super::record::{BackupArchive, BackupRecord};
 use crate::archive::{Archive, ArchiveError};
 use crate::restore::progress::Progress;
+use bytes::Bytes;
+use chunk_reader::ChunkReader;
 use futures::{StreamExt as _, TryStreamExt as _};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt as _;
+use unpack::{Target, UnpackError};
 
-/// The in-memory pipe between downloads and the tar reader; downloaded
-/// chunks wait in the `buffered` stream, this only smooths the hand-over.
-const PIPE_BYTES: usize = 1 << 20;
+/// Downloaded chunks waiting for the parser beyond the one it reads.
+const CHUNKS_QUEUED: usize = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -41,6 +52,13 @@ pub enum ExtractError {
         backup: String,
         archive: String,
         location: String,
+    },
+    #[error("entry {entry} of {archive} of backup {backup} cannot be restored: {reason}; the backup is damaged: restore from another backup")]
+    Entry {
+        backup: String,
+        archive: String,
+        entry: String,
+        reason: String,
     },
     #[error("backup_manifest of backup {backup} has BLAKE3 {actual}, the backup record says {expected}; restore from another backup")]
     ManifestChecksum {
@@ -108,44 +126,38 @@ pub async fn extract(
             actual,
         });
     }
-    let manifest = BackupManifest::parse(&record.id, &manifest_bytes)?;
+    let mut index = ManifestIndex::new(BackupManifest::parse(&record.id, &manifest_bytes)?);
 
     create_private_dir(data_dir).await?;
     let mut tar_bytes = 0;
     let mut tablespaces = HashMap::new();
     for tar in &record.archives {
         let dest = destination(record, tar, data_dir)?;
-        if tar.location.is_some() {
+        let manifest_prefix = if tar.location.is_some() {
             create_private_dir(&dest).await?;
             let oid = tar.name.trim_end_matches(".tar").to_string();
-            tablespaces.insert(oid, dest.clone());
-        }
-        tar_bytes += extract_one(archive, record, tar, &dest, parallelism, progress).await?;
+            tablespaces.insert(oid.clone(), dest.clone());
+            format!("pg_tblspc/{oid}/")
+        } else {
+            String::new()
+        };
+        let target = Target {
+            dest,
+            manifest_prefix,
+            writers: parallelism,
+        };
+        let (bytes, returned) =
+            extract_one(archive, record, tar, target, index, parallelism, progress).await?;
+        tar_bytes += bytes;
+        index = returned;
     }
-    let manifest_path = data_dir.join("backup_manifest");
-    tokio::fs::write(&manifest_path, &manifest_bytes)
-        .await
-        .map_err(|source| ExtractError::Write {
-            path: manifest_path.display().to_string(),
-            source,
-        })?;
-
-    let paths = PathMap {
-        data_dir: data_dir.to_path_buf(),
-        tablespaces: tablespaces.clone(),
-    };
-    let verified =
-        tokio::task::spawn_blocking(move || manifest::verify_blocking(&manifest, &paths))
-            .await
-            .map_err(|e| ExtractError::Write {
-                path: data_dir.display().to_string(),
-                source: std::io::Error::other(e),
-            })??;
+    let verified = index.finish(|path| resolve(path, data_dir, &tablespaces))?;
+    write_manifest_durably(data_dir, manifest_bytes, &tablespaces).await?;
     tracing::info!(
         backup = %record.id,
         files = verified.files,
         bytes = verified.bytes,
-        "restored files match backup_manifest"
+        "restored files match backup_manifest and are fsynced"
     );
     Ok(Extracted {
         tar_bytes,
@@ -154,17 +166,36 @@ pub async fn extract(
     })
 }
 
-/// One tar archive: a producer streams its chunks (downloaded `parallelism`
-/// ahead, consumed in order) into a pipe the tar reader unpacks from.
+/// Where a manifest path was restored: `pg_tblspc/<oid>/…` in its
+/// tablespace's location, everything else under the data directory.
+fn resolve(
+    manifest_path: &str,
+    data_dir: &Path,
+    tablespaces: &HashMap<String, PathBuf>,
+) -> PathBuf {
+    if let Some((oid, inner)) = manifest_path
+        .strip_prefix("pg_tblspc/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        if let Some(location) = tablespaces.get(oid) {
+            return location.join(inner);
+        }
+    }
+    data_dir.join(manifest_path)
+}
+
+/// One tar archive: its chunks download `parallelism` ahead and reach the
+/// blocking unpacker in order; returns the tar bytes and `index` back.
 async fn extract_one(
     archive: &Archive,
     record: &BackupRecord,
     tar: &BackupArchive,
-    dest: &Path,
+    target: Target,
+    index: ManifestIndex,
     parallelism: usize,
     progress: &Progress,
-) -> Result<u64, ExtractError> {
-    let (reader, mut writer) = tokio::io::duplex(PIPE_BYTES);
+) -> Result<(u64, ManifestIndex), ExtractError> {
+    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let keys: Vec<String> = (0..tar.chunks)
         .map(|n| layout::chunk_key(&record.id, &tar.name, n))
         .collect();
@@ -177,35 +208,42 @@ async fn extract_one(
             tracing::debug!(%key, bytes = bytes.len(), "chunk downloaded");
             written += bytes.len() as u64;
             progress.advance(bytes.len() as u64);
-            if writer.write_all(&bytes).await.is_err() {
-                // The extractor stopped; its error is the one to report.
+            if chunks_tx.send(bytes).await.is_err() {
+                // The unpacker stopped; its error is the one to report.
                 break;
             }
         }
-        let _ = writer.shutdown().await;
         Ok::<u64, ArchiveError>(written)
     };
-    let consume = async {
-        let mut unpacker = tokio_tar::ArchiveBuilder::new(reader)
-            .set_preserve_permissions(true)
-            .set_preserve_mtime(true)
-            .build();
-        let result = unpacker.unpack(dest).await;
-        // Drain what is left (the tar trailer) so the producer never blocks.
-        if let Ok(mut rest) = unpacker.into_inner() {
-            let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
-        }
-        result
-    };
+    let dest = target.dest.clone();
+    let consume = tokio::task::spawn_blocking(move || {
+        let mut index = index;
+        let unpacked = unpack::unpack_blocking(ChunkReader::new(chunks_rx), &target, &mut index);
+        (unpacked, index)
+    });
     let (produced, consumed) = tokio::join!(produce, consume);
-    // A download failure ends the pipe early, which the tar reader may see
-    // as a clean end: the archive error decides.
+    // A download failure ends the stream early, which the parser may see
+    // as a clean end or a truncated file: the archive error decides.
     let written = produced?;
-    consumed.map_err(|source| ExtractError::Tar {
-        backup: record.id.clone(),
-        archive: tar.name.clone(),
-        dest: dest.display().to_string(),
-        source,
+    let (unpacked, index) = consumed.map_err(|e| ExtractError::Write {
+        path: dest.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    unpacked.map_err(|e| match e {
+        UnpackError::Tar(source) => ExtractError::Tar {
+            backup: record.id.clone(),
+            archive: tar.name.clone(),
+            dest: dest.display().to_string(),
+            source,
+        },
+        UnpackError::Entry { entry, reason } => ExtractError::Entry {
+            backup: record.id.clone(),
+            archive: tar.name.clone(),
+            entry,
+            reason,
+        },
+        UnpackError::Write { path, source } => ExtractError::Write { path, source },
+        UnpackError::Manifest(m) => ExtractError::Manifest(m),
     })?;
     if written != tar.bytes {
         return Err(ExtractError::Size {
@@ -215,7 +253,49 @@ async fn extract_one(
             actual: written,
         });
     }
-    Ok(written)
+    Ok((written, index))
+}
+
+/// backup_manifest into the data dir, then the fsyncs that make the
+/// restored trees' own names durable: the data dir (which gained
+/// backup_manifest) and the parents of it and of every tablespace.
+async fn write_manifest_durably(
+    data_dir: &Path,
+    manifest_bytes: Bytes,
+    tablespaces: &HashMap<String, PathBuf>,
+) -> Result<(), ExtractError> {
+    let data_dir = data_dir.to_path_buf();
+    let roots: Vec<PathBuf> = std::iter::once(data_dir.clone())
+        .chain(tablespaces.values().cloned())
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let manifest_path = data_dir.join("backup_manifest");
+        let write_err = |source| ExtractError::Write {
+            path: manifest_path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::create(&manifest_path).map_err(write_err)?;
+        std::io::Write::write_all(&mut &file, &manifest_bytes).map_err(write_err)?;
+        file.sync_all().map_err(write_err)?;
+        let mut dirs = vec![data_dir.clone()];
+        dirs.extend(
+            roots
+                .iter()
+                .filter_map(|r| r.parent().map(Path::to_path_buf)),
+        );
+        for dir in dirs {
+            unpack::sync_dir(&dir).map_err(|source| ExtractError::Write {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ExtractError::Write {
+        path: "(blocking task)".into(),
+        source: std::io::Error::other(e),
+    })?
 }
 
 async fn create_private_dir(dir: &Path) -> Result<(), ExtractError> {

@@ -225,11 +225,6 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     // SAFETY: the fd is open for as long as `file` is borrowed; the call
     // reads no memory of ours.
     unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset,
-            len,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }

@@ -256,9 +256,7 @@ impl Dirs {
 
     fn create_parent(&mut self, path: &Path) -> Result<(), UnpackError> {
         match path.parent() {
-            Some(parent) if !self.known.contains(parent) => {
-                self.create(parent, IMPLIED_DIR_MODE)
-            }
+            Some(parent) if !self.known.contains(parent) => self.create(parent, IMPLIED_DIR_MODE),
             _ => Ok(()),
         }
     }
