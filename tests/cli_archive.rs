@@ -308,7 +308,8 @@ fn binary_test_sources() -> Vec<(String, String)> {
             continue;
         }
         let source = std::fs::read_to_string(&path).unwrap();
-        if source.contains("CARGO_BIN_EXE_instarec") {
+        // Tests spawn the binary directly or through support::instarec.
+        if source.contains("CARGO_BIN_EXE_instarec") || source.contains("support::instarec") {
             out.push((name, source));
         }
     }
