@@ -105,6 +105,15 @@ pub struct Promoted<P> {
     pub last_commit_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Transactions a promote may have lost, when the engine names them (GTIDs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostTransactions {
+    /// How many; may count ids that were never used, never fewer than lost.
+    pub count: u64,
+    /// The ids in the engine's notation, e.g. "0-1-[46..50]".
+    pub ids: String,
+}
+
 /// An engine's server control as `promote` sees it: the old primary, the
 /// standby, and positions in the archive. The sequence, its timeouts and the
 /// RPO arithmetic live once in `promote/`; adapters only translate.
@@ -177,4 +186,14 @@ pub trait ServerControl: Send + Sync {
 
     /// Log bytes from `earlier` to `later`; 0 when `later` is not after it.
     fn bytes_between(&self, earlier: &Self::Position, later: &Self::Position) -> u64;
+
+    /// The transactions `later` has and `earlier` lacks, for engines whose
+    /// positions name transactions; None when they do not (PostgreSQL).
+    fn transactions_between(
+        &self,
+        _earlier: &Self::Position,
+        _later: &Self::Position,
+    ) -> Option<LostTransactions> {
+        None
+    }
 }

@@ -16,6 +16,9 @@ pub const ARCHIVE_FAULT: u8 = 3;
 pub const FENCED: u8 = 4;
 /// The archive belongs to another cluster, or to a newer instarec format.
 pub const CLUSTER_MISMATCH: u8 = 5;
+/// `status --max-lag[-bytes]`: the archive lags the primary by more than
+/// the threshold, or the lag cannot be measured.
+pub const LAG_OVER_THRESHOLD: u8 = 6;
 /// wal-fetch: the requested file is not in the archive (PostgreSQL's "absent").
 pub const WAL_FETCH_ABSENT: u8 = 1;
 /// wal-fetch: any other failure. Above 125, so PostgreSQL stops recovery

@@ -308,3 +308,57 @@ fn corrupt_chunk_and_non_empty_dir_fail_clearly_and_start_nothing() {
     );
     assert!(!data.join("postmaster.pid").exists());
 }
+
+/// `restore --start` waits for recovery to end; a standby's never does. The
+/// deadline stops the server and fails naming the data dir and its log.
+#[test]
+fn start_deadline_stops_a_recovery_that_never_ends_and_names_dir_and_log() {
+    use instarec::restore::server::{recover, ServerError, StartOptions};
+    let s = setup();
+    backup(&s);
+    let scratch = new_scratch_dir();
+    let data = scratch.path().join("data");
+    let out = instarec(
+        &s.config,
+        &["standby", "init", "--data-dir", data.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "standby init failed: {}", text(&out));
+    let opts = StartOptions {
+        port: None,
+        keep_running: false,
+        db_user: "postgres".into(),
+        os_user: "postgres".into(),
+        bin_dir: support::postgres::pg_bin("postgres")
+            .parent()
+            .map(Path::to_path_buf),
+        timeout: Duration::from_secs(8),
+    };
+    let started = Instant::now();
+    let result = runtime().block_on(recover(
+        &data,
+        &opts,
+        &tokio_util::sync::CancellationToken::new(),
+    ));
+    let waited = started.elapsed();
+    let err = match result {
+        Err(e @ ServerError::Timeout { .. }) => e.to_string(),
+        other => panic!("want a timeout, got {other:?}"),
+    };
+    assert!(
+        waited >= opts.timeout && waited < opts.timeout + Duration::from_secs(60),
+        "gave up after {waited:?}"
+    );
+    let log = data.join("instarec-recovery.log");
+    assert!(
+        err.contains(&data.display().to_string())
+            && err.contains(&log.display().to_string())
+            && err.contains("--start-timeout"),
+        "{err}"
+    );
+    // It was a hot standby by then: the error says how far it got.
+    assert!(!err.contains("never accepted connections"), "{err}");
+    assert!(
+        !data.join("postmaster.pid").exists(),
+        "the server was stopped: {err}"
+    );
+}

@@ -50,6 +50,24 @@ fn status_reports_owner_epoch_and_archive_end_of_a_shipping_cluster() {
     assert_eq!(v["timeline"], 1);
     assert!(v["last_primary_position"]["primary"].is_string(), "{v}");
     assert_eq!(v["backups"], 0);
+    // Live: the primary answers; the shipper stopped after flushing, so
+    // the archive holds everything the primary had then.
+    assert!(v["live"]["primary_position"].is_string(), "{v}");
+    assert!(v["archive_lag_bytes"].as_u64().is_some(), "{v}");
+    assert_eq!(v["estimated_rpo_bytes"], v["archive_lag_bytes"], "{v}");
+
+    let within = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--max-lag-bytes", "100000000"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        within.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&within.stderr)
+    );
 
     let text = Command::new(binary())
         .arg("--config")
@@ -61,4 +79,25 @@ fn status_reports_owner_epoch_and_archive_end_of_a_shipping_cluster() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(&system_id), "{text}");
     assert!(text.contains("epoch          1"), "{text}");
+
+    // With the primary gone the lag cannot be measured: monitoring sees 6.
+    let mut pg = pg;
+    pg.stop();
+    let unknown = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--max-lag-bytes", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        unknown.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&unknown.stdout).contains("unreachable"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stdout)
+    );
 }

@@ -3,6 +3,8 @@
 
 use super::standby::{absolute, self_restore_command};
 use super::Context;
+use crate::archive::{ClusterTag, Engine};
+use crate::restore::mysql::{self, MysqlRestoreOptions, MysqlTarget, ServerOptions};
 use crate::restore::pitr::{prepare, RestoreOptions};
 use crate::restore::server::{recover, RecoveryEnd, StartOptions};
 use crate::restore::{RecoveryTarget, RestoreError};
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["to_time", "to_lsn", "to_xid", "latest"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to_time", "to_lsn", "to_xid", "to_gtid", "latest"])))]
 pub struct Args {
     /// Data directory to create (must be empty or missing, unless --force)
     #[arg(long, value_name = "DIR")]
@@ -29,6 +31,10 @@ pub struct Args {
     /// unless --backup)
     #[arg(long, value_name = "XID")]
     pub to_xid: Option<u64>,
+    /// MySQL/MariaDB: stop once this GTID position is applied, e.g. 0-1-42
+    /// (name every domain to replay, as in @@gtid_slave_pos)
+    #[arg(long, value_name = "GTID")]
+    pub to_gtid: Option<String>,
     /// Replay everything archived
     #[arg(long)]
     pub latest: bool,
@@ -54,14 +60,21 @@ pub struct Args {
     #[arg(long, requires = "start")]
     pub port: Option<u16>,
     /// With --start: a role of the restored cluster to query it as
-    #[arg(long, default_value = "postgres", requires = "start")]
-    pub db_user: String,
-    /// With --start as root: the OS user that runs postgres
-    #[arg(long, default_value = "postgres", requires = "start")]
-    pub os_user: String,
+    /// [default: postgres; MariaDB: root, over the server's socket, with
+    /// the password in INSTAREC_DB_PASSWORD if it needs one]
+    #[arg(long, requires = "start")]
+    pub db_user: Option<String>,
+    /// With --start as root: the OS user that runs the server
+    /// [default: postgres; MariaDB: mysql]
+    #[arg(long, requires = "start")]
+    pub os_user: Option<String>,
     /// With --start: directory holding the postgres binary
     #[arg(long, value_name = "DIR", requires = "start")]
     pub pg_bin_dir: Option<PathBuf>,
+    /// With --start: stop the server and fail if recovery has not ended
+    /// (or paused) this long after it started, e.g. "30m"
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub start_timeout: std::time::Duration,
     /// Chunk downloads in flight at once (memory ≈ this × 16 MiB)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
@@ -92,6 +105,12 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
     let archive = ctx.open_archive(&config)?;
+    if archive.read_cluster().await?.map(|c| c.engine) == Some(Engine::Mysql) {
+        return run_mysql(args, archive).await;
+    }
+    if args.to_gtid.is_some() {
+        anyhow::bail!("--to-gtid is for MySQL/MariaDB archives and {} is PostgreSQL's; use --to-lsn, --to-xid or --to-time", archive.url());
+    }
     let target = match (args.to_time, args.to_lsn, args.to_xid) {
         (Some(t), _, _) => RecoveryTarget::Time(t),
         (_, Some(l), _) => RecoveryTarget::Lsn(l),
@@ -149,9 +168,10 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let start = StartOptions {
         port: args.port,
         keep_running: args.keep_running,
-        db_user: args.db_user,
-        os_user: args.os_user,
+        db_user: args.db_user.unwrap_or_else(|| "postgres".into()),
+        os_user: args.os_user.unwrap_or_else(|| "postgres".into()),
         bin_dir: args.pg_bin_dir,
+        timeout: args.start_timeout,
     };
     let outcome = recover(&data_dir, &start, &cancel)
         .await
@@ -191,6 +211,104 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             data_dir.display(),
             backup.id,
             outcome.replay_lsn,
+        );
+    }
+    Ok(())
+}
+
+/// MariaDB: restore the backup, then replay the binlog through an
+/// in-process relay up to the target. The replay runs the server, so it
+/// always starts (as if --start); it stops at the target unless
+/// --keep-running.
+async fn run_mysql(args: Args, archive: crate::archive::Archive) -> anyhow::Result<()> {
+    let postgres_only = [
+        (args.to_lsn.is_some(), "--to-lsn"),
+        (args.to_xid.is_some(), "--to-xid"),
+        (args.timeline.is_some(), "--timeline"),
+        (args.pause, "--pause"),
+        (args.pg_bin_dir.is_some(), "--pg-bin-dir"),
+    ];
+    if let Some((_, flag)) = postgres_only.iter().find(|(set, _)| *set) {
+        anyhow::bail!("{flag} is for PostgreSQL archives and {} is MySQL/MariaDB's; use --to-gtid, --to-time or --latest", archive.url());
+    }
+    let target = match (args.to_time, &args.to_gtid) {
+        (Some(t), _) => MysqlTarget::Time(t),
+        (_, Some(g)) => MysqlTarget::Gtid(
+            g.parse()
+                .map_err(|e| anyhow::anyhow!("--to-gtid {g:?}: {e}"))?,
+        ),
+        _ => MysqlTarget::Latest,
+    };
+    let record = archive
+        .read_cluster()
+        .await?
+        .context("the archive lost its cluster record")?;
+    let archive = archive.bind_cluster(ClusterTag::of(record.engine, &record.system_id));
+    let data_dir = absolute(&args.data_dir)?;
+    let mut server = ServerOptions::new(mysql::REPLAY_SERVER_ID);
+    server.port = args.port;
+    if let Some(user) = args.os_user {
+        server.os_user = user;
+    }
+    if let Some(user) = args.db_user {
+        server.db_user = user;
+    }
+    server.db_password = std::env::var("INSTAREC_DB_PASSWORD").ok();
+    let opts = MysqlRestoreOptions {
+        data_dir: data_dir.clone(),
+        target: target.clone(),
+        backup: args.backup,
+        force: args.force,
+        parallelism: args.parallel.into(),
+        server,
+        keep_running: args.keep_running,
+    };
+    let cancel = super::signals::shutdown_on_signal("the restore");
+    let outcome = mysql::restore(&archive, &opts, &cancel)
+        .await
+        .map_err(mysql::MysqlRestoreError::into_anyhow)
+        .with_context(|| format!("restoring {} to {target}", data_dir.display()))?;
+    let last_commit = outcome.last_commit.map(|t| t.to_rfc3339());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "data_dir": data_dir,
+                "backup": outcome.plan.backup.id,
+                "target": target.to_string(),
+                "started": true,
+                "end": "stopped at target",
+                "backup_gtid": outcome.plan.backup_gtid.to_string(),
+                "gtid_slave_pos": outcome.gtid_slave_pos,
+                "gtid_current_pos": outcome.gtid_current_pos,
+                "last_commit": last_commit,
+                "port": outcome.port,
+                "socket": outcome.socket,
+                "pid": outcome.pid,
+                "log": outcome.log,
+                "xbstream_bytes": outcome.bytes,
+                "unpack_seconds": outcome.unpack_time.as_secs_f64(),
+                "prepare_seconds": outcome.prepare_time.as_secs_f64(),
+                "replay_seconds": outcome.replay_time.as_secs_f64(),
+            })
+        );
+    } else {
+        let running = match outcome.pid {
+            Some(pid) => format!(
+                "still running (pid {pid}, port {}, socket {})",
+                outcome.port,
+                outcome.socket.display()
+            ),
+            None => "stopped".into(),
+        };
+        println!(
+            "restored {} from backup {} (GTID {}) to {target}: gtid_slave_pos {}, last commit {}; replay took {:.1}s; server {running}",
+            data_dir.display(),
+            outcome.plan.backup.id,
+            outcome.plan.backup_gtid,
+            outcome.gtid_slave_pos,
+            last_commit.as_deref().unwrap_or("none replayed"),
+            outcome.replay_time.as_secs_f64(),
         );
     }
     Ok(())

@@ -2,6 +2,9 @@
 //! `postgres -D` runs as a hot standby fed from the archive.
 
 use super::Context;
+use crate::archive::{Archive, ClusterTag, Engine};
+use crate::config::Config;
+use crate::restore::mysql::{self, MysqlRestoreError, MysqlStandbyOptions, ServerOptions, Source};
 use crate::restore::standby::{init_standby, StandbyOptions};
 use crate::restore::{restore_command, RestoreError};
 use anyhow::Context as _;
@@ -30,6 +33,27 @@ pub struct InitArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// MariaDB: start mariadbd on --data-dir (left running) and make it
+    /// replicate from [relay]; without it, the command prints how
+    #[arg(long)]
+    pub start: bool,
+    /// MariaDB: the standby's port [default: a free one]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// MariaDB: the standby's server_id; must differ from the primary's
+    #[arg(long, default_value_t = 4_294_967_000)]
+    pub server_id: u32,
+    /// MariaDB as root: the OS user that owns the data directory and runs mariadbd
+    #[arg(long, default_value = "mysql")]
+    pub os_user: String,
+    /// MariaDB with --start: the account to configure replication as, over
+    /// the socket (password from INSTAREC_DB_PASSWORD, if it needs one)
+    #[arg(long, default_value = "root")]
+    pub db_user: String,
+    /// MariaDB: the relay's host as the standby reaches it [default: the
+    /// [relay] listen address, 127.0.0.1 when that is a wildcard]
+    #[arg(long, value_name = "HOST")]
+    pub relay_host: Option<String>,
 }
 
 pub async fn run(ctx: &Context, cmd: StandbyCommand) -> anyhow::Result<()> {
@@ -41,6 +65,12 @@ pub async fn run(ctx: &Context, cmd: StandbyCommand) -> anyhow::Result<()> {
 async fn run_init(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
     let archive = ctx.open_archive(&config)?;
+    if let Some(record) = archive.read_cluster().await? {
+        if record.engine == Engine::Mysql {
+            let archive = archive.bind_cluster(ClusterTag::of(record.engine, &record.system_id));
+            return run_init_mysql(&config, archive, args).await;
+        }
+    }
     let data_dir = absolute(&args.data_dir)?;
     let opts = StandbyOptions {
         data_dir: data_dir.clone(),
@@ -72,6 +102,109 @@ async fn run_init(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
             bytesize::ByteSize(init.extracted.tar_bytes),
             init.extracted.verified.files,
             data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// MariaDB: what `standby init` does itself is restore and prepare the
+/// backup (the slow, archive-reading part). Starting the server and
+/// pointing it at the relay is printed, or done with --start, because how
+/// the standby's mariadbd runs (config, service manager) is the operator's.
+async fn run_init_mysql(config: &Config, archive: Archive, args: InitArgs) -> anyhow::Result<()> {
+    let data_dir = absolute(&args.data_dir)?;
+    let relay = config.relay.as_ref().context(
+        "no [relay] section; a MariaDB standby replicates from `instarec relay`: add listen, user and password",
+    )?;
+    let host = args.relay_host.clone().unwrap_or_else(|| {
+        if relay.listen.ip().is_unspecified() {
+            "127.0.0.1".into()
+        } else {
+            relay.listen.ip().to_string()
+        }
+    });
+    let source = Source {
+        host,
+        port: relay.listen.port(),
+        user: relay.user.clone(),
+        password: relay.password.expose().to_string(),
+    };
+    let opts = MysqlStandbyOptions {
+        data_dir: data_dir.clone(),
+        backup: args.backup.clone(),
+        force: args.force,
+        parallelism: args.parallel.into(),
+        os_user: args.os_user.clone(),
+    };
+    let init = mysql::standby::init(&archive, &opts)
+        .await
+        .map_err(MysqlRestoreError::into_anyhow)?;
+    let mut server = ServerOptions::new(args.server_id);
+    server.port = args.port;
+    server.os_user = args.os_user.clone();
+    server.db_user = args.db_user.clone();
+    server.db_password = std::env::var("INSTAREC_DB_PASSWORD").ok();
+    // A standby may be promoted and shipped from: it keeps a binlog.
+    server.log_bin = true;
+    let started = if args.start {
+        Some(
+            mysql::standby::start(&data_dir, &init.backup_gtid, &server, &source)
+                .await
+                .map_err(MysqlRestoreError::into_anyhow)?,
+        )
+    } else {
+        None
+    };
+    let port = started
+        .as_ref()
+        .map(|s| s.port)
+        .or(args.port)
+        .unwrap_or(3306);
+    let mariadbd = mysql::tool::find(mysql::tool::Tool::Mariadbd)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "mariadbd".into());
+    let command =
+        mysql::mariadbd::command_line(std::path::Path::new(&mariadbd), &data_dir, port, &server);
+    let sql = mysql::replication::setup_sql(&init.backup_gtid, &source, "'<[relay] password>'");
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "data_dir": data_dir,
+                "backup": init.backup.id,
+                "backup_gtid": init.backup_gtid.to_string(),
+                "bytes": init.restored.bytes,
+                "start_command": command,
+                "replication_sql": sql,
+                "started": started.is_some(),
+                "pid": started.as_ref().map(|s| s.pid),
+                "port": started.as_ref().map(|s| s.port),
+                "socket": started.as_ref().map(|s| s.socket.clone()),
+                "log": started.as_ref().map(|s| s.log.clone()),
+            })
+        );
+    } else if let Some(s) = &started {
+        println!(
+            "standby data directory {} ready from backup {} (GTID {}); mariadbd runs (pid {}, port {}, socket {}) and replicates from the relay at {}:{}",
+            data_dir.display(),
+            init.backup.id,
+            init.backup_gtid,
+            s.pid,
+            s.port,
+            s.socket.display(),
+            source.host,
+            source.port
+        );
+    } else {
+        println!(
+            "standby data directory {} ready from backup {} (GTID {}, {}). Start it{}:\n  {}\nthen, as an admin of the restored server:\n  {}",
+            data_dir.display(),
+            init.backup.id,
+            init.backup_gtid,
+            bytesize::ByteSize(init.restored.bytes),
+            if crate::os_user::running_as_root() { format!(" as {}", args.os_user) } else { String::new() },
+            command.join(" "),
+            sql
         );
     }
     Ok(())

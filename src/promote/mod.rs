@@ -17,10 +17,12 @@ pub use sequence::{Plan, PromoteOptions};
 
 use crate::archive::{Archive, Engine};
 use crate::config::{Config, ConfigError};
+use crate::engines::mysql::MysqlControl;
 use crate::engines::postgres::PgControl;
-use crate::ship::postgres_conn;
+use crate::ship::{mysql_source, postgres_conn};
 use anyhow::Context as _;
 use instarec_postgres::ConnConfig;
+use std::time::Duration;
 
 /// Promotes [standby] per `config`; the report says what it achieved.
 pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Result<PromoteReport> {
@@ -55,8 +57,28 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
             let control = PgControl::new(primary, standby, application_name);
             sequence::run(&control, plan, options).await
         }
-        Engine::Mysql => anyhow::bail!(
-            "engine \"mysql\" cannot be promoted yet in this version; promote the replica with your MySQL tooling"
-        ),
+        Engine::Mysql => {
+            let standby = mysql_async::Opts::from_url(standby_url.expose()).with_context(|| {
+                format!("[standby] url {standby_url} is not a mysql:// URL; write it as mysql://user:password@host:port/")
+            })?;
+            let primary = match config.primary.as_ref() {
+                Some(p) => {
+                    let url = mysql_source(p)?.url;
+                    Some(mysql_async::Opts::from_url(&url).with_context(|| {
+                        format!("[primary] url {} is not a mysql:// URL", p.url)
+                    })?)
+                }
+                None => None,
+            };
+            let cluster_id = config.primary.as_ref().and_then(|p| p.cluster_id.clone());
+            // The relay feeds the replica; without a [relay] section, its default.
+            let relay_poll = config
+                .relay
+                .as_ref()
+                .map(|r| r.poll_interval.0)
+                .unwrap_or(Duration::from_millis(200));
+            let control = MysqlControl::new(primary, standby, cluster_id, relay_poll);
+            sequence::run(&control, plan, options).await
+        }
     }
 }

@@ -21,6 +21,12 @@ pub struct PromoteReport {
     pub steps: Vec<StepTime>,
     /// False when rpo_bytes is only a lower bound (failover).
     pub rpo_bytes_exact: bool,
+    /// MySQL/MariaDB: how many transactions were lost (may count GTIDs
+    /// never used, never fewer); exact like rpo_bytes when
+    /// rpo_bytes_exact, else a lower bound. Null for PostgreSQL.
+    pub rpo_transactions: Option<u64>,
+    /// MySQL/MariaDB: the lost GTIDs, e.g. "0-1-[46..50]"; "" when none.
+    pub lost_gtids: Option<String>,
     /// Log bytes between recovered and last known, acknowledged or not.
     pub known_gap_bytes: u64,
     pub started_at: DateTime<Utc>,
@@ -60,6 +66,15 @@ impl PromoteReport {
             self.new_primary, self.mode, self.epoch
         );
         let _ = writeln!(out, "  RPO  {bytes}, {seconds}");
+        if let Some(n) = self.rpo_transactions {
+            let at_least = if self.rpo_bytes_exact {
+                ""
+            } else {
+                "at least "
+            };
+            let ids = self.lost_gtids.as_deref().unwrap_or_default();
+            let _ = writeln!(out, "       {at_least}{n} transactions {ids}");
+        }
         let _ = writeln!(
             out,
             "  RTO  {:.3} s (first write through {})",
@@ -104,6 +119,8 @@ mod tests {
                 seconds: 0.5,
             }],
             rpo_bytes_exact: true,
+            rpo_transactions: None,
+            lost_gtids: None,
             known_gap_bytes: 0,
             started_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             last_replayed_commit_at: None,

@@ -71,6 +71,9 @@ pub struct Rpo<P> {
     /// Log bytes between what was recovered and the last known position,
     /// acknowledged or not.
     pub known_gap_bytes: u64,
+    /// True when no acknowledged commit can be missing (planned and fully
+    /// drained, or synchronous with the whole archive replayed).
+    pub nothing_lost: bool,
     pub notes: Vec<String>,
 }
 
@@ -103,6 +106,7 @@ pub fn assess<P: Ord + Clone + Display>(
             bytes_exact: true,
             last_known: final_position.clone(),
             known_gap_bytes: gap,
+            nothing_lost: i.recovered >= *final_position,
             notes,
         };
     }
@@ -127,6 +131,7 @@ pub fn assess<P: Ord + Clone + Display>(
             bytes_exact: true,
             last_known,
             known_gap_bytes: gap,
+            nothing_lost: true,
             notes,
         };
     }
@@ -157,6 +162,7 @@ pub fn assess<P: Ord + Clone + Display>(
         bytes_exact: false,
         last_known,
         known_gap_bytes: gap,
+        nothing_lost: false,
         notes,
     }
 }
@@ -195,6 +201,7 @@ mod tests {
             (Mode::Planned, 0, Some(0.0), true)
         );
         assert_eq!(r.last_known, 110);
+        assert!(r.nothing_lost);
     }
 
     #[test]
@@ -203,6 +210,7 @@ mod tests {
         i.fenced_final = Some(110);
         let r = assess(&i, diff);
         assert_eq!((r.bytes, r.seconds, r.bytes_exact), (10, Some(3.0), true));
+        assert!(!r.nothing_lost);
     }
 
     #[test]
@@ -210,6 +218,7 @@ mod tests {
         let r = assess(&inputs(100), diff);
         assert_eq!(r.mode, Mode::Failover);
         assert_eq!((r.bytes, r.last_known, r.bytes_exact), (50, 150, false));
+        assert!(!r.nothing_lost);
         assert_eq!(r.seconds, Some(3.0));
     }
 

@@ -197,6 +197,19 @@ pub async fn run<C: ServerControl>(
         |a, b| control.bytes_between(a, b),
     );
     notes.extend(assessed.notes.iter().cloned());
+    // Engines whose positions name transactions also say which were lost.
+    let gap = control.transactions_between(&promoted.recovered, &assessed.last_known);
+    let lost = if assessed.nothing_lost {
+        if let Some(g) = gap.as_ref().filter(|g| g.count > 0) {
+            notes.push(format!(
+                "{} was logged by the old primary but never acknowledged to a client; it is not in the new primary",
+                g.ids
+            ));
+        }
+        control.transactions_between(&promoted.recovered, &promoted.recovered)
+    } else {
+        gap
+    };
 
     // 6. Cut clients over.
     let (host, port) = split_host_port(&new_primary)?;
@@ -252,6 +265,8 @@ pub async fn run<C: ServerControl>(
         mode: assessed.mode,
         steps: steps.into_list(),
         rpo_bytes_exact: assessed.bytes_exact,
+        rpo_transactions: lost.as_ref().map(|l| l.count),
+        lost_gtids: lost.map(|l| l.ids),
         known_gap_bytes: assessed.known_gap_bytes,
         started_at,
         last_replayed_commit_at: promoted.last_commit_at,

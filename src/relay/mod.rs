@@ -11,7 +11,9 @@ mod replica_stream;
 mod server;
 mod start_filter;
 mod start_point;
+mod until;
 
 pub use binlog_archive::BinlogArchive;
 pub use error::RelayServeError;
 pub use server::{RelayOptions, RelayServer};
+pub use until::UntilTarget;

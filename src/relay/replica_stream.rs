@@ -8,8 +8,10 @@ use super::binlog_archive::{BinlogArchive, FileFormat};
 use super::error::RelayServeError;
 use super::start_filter::StartFilter;
 use super::start_point;
+use super::until::UntilTarget;
 use crate::archive::Epoch;
 use crate::engines::mysql::layout::IndexKey;
+use instarec_mysql::mariadb_gtid_event::MariadbGtidEvent;
 use instarec_mysql::relay::{DumpRequest, DumpStart, ErrPacket, FATAL_READING_BINLOG};
 use instarec_mysql::{EventType, MariadbGtidPos};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,10 +24,12 @@ const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 /// a new file after a primary crash); otherwise only the current file's.
 const FULL_SCAN_EVERY: u32 = 10;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StreamOptions {
     /// How often to look for new chunks when caught up.
     pub poll_interval: Duration,
+    /// Stop before the first transaction past this; None: follow forever.
+    pub until: Option<UntilTarget>,
 }
 
 /// Streams until the replica leaves, `shutdown`, or an error (which the
@@ -50,6 +54,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         current: None,
         last: None,
         file_ended: false,
+        until: options.until.clone(),
+        reached: false,
     };
     match stream.run(start, options, heartbeat, shutdown).await {
         Err(RelayServeError::Replica(e)) => Err(RelayServeError::Replica(e)),
@@ -75,6 +81,9 @@ struct ReplicaStream<'a, S> {
     last: Option<IndexKey>,
     /// The last event sent from the current file was its closing ROTATE.
     file_ended: bool,
+    until: Option<UntilTarget>,
+    /// A transaction past `until` was met: nothing more is sent.
+    reached: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
@@ -139,6 +148,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 }
                 _ = tokio::time::sleep(options.poll_interval) => {}
             }
+            if self.reached {
+                // Idle for good, with heartbeats so the replica stays connected.
+                if idle_since.elapsed() >= heartbeat {
+                    self.sender.heartbeat().await?;
+                    idle_since = Instant::now();
+                }
+                continue;
+            }
             idle_polls += 1;
             let full_scan = idle_polls >= FULL_SCAN_EVERY;
             if full_scan {
@@ -189,6 +206,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
     }
 
     async fn send_chunk(&mut self, key: &IndexKey) -> Result<(), RelayServeError> {
+        if self.reached {
+            return Ok(());
+        }
         let same_file =
             matches!(&self.current, Some((e, f, _)) if *e == key.epoch && *f == key.file);
         if !same_file {
@@ -212,6 +232,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                     reason: e.to_string(),
                 }
             })?;
+            if keep && self.past_until(event, checksum, &index.chunk)? {
+                tracing::info!(
+                    peer = self.sender.peer(),
+                    until = %self.until.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    file = %file,
+                    log_pos = event.header.log_pos,
+                    "until-position reached; sending nothing more"
+                );
+                self.reached = true;
+                break;
+            }
             if keep {
                 self.sender.send_event(event).await?;
                 self.file_ended = event.header.event_type == EventType::Rotate;
@@ -220,5 +251,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         self.sender.flush().await?;
         self.last = Some(key.clone());
         Ok(())
+    }
+
+    /// Whether `event` starts a transaction past the until-position.
+    fn past_until(
+        &self,
+        event: &instarec_mysql::RawEvent,
+        checksum: instarec_mysql::BinlogChecksum,
+        chunk: &str,
+    ) -> Result<bool, RelayServeError> {
+        let Some(until) = &self.until else {
+            return Ok(false);
+        };
+        if event.header.event_type != EventType::MariadbGtid {
+            return Ok(false);
+        }
+        let gtid = MariadbGtidEvent::from_event(event, checksum)
+            .map_err(|e| RelayServeError::BadEvent {
+                key: chunk.to_string(),
+                offset: 0,
+                reason: e.to_string(),
+            })?
+            .gtid(event.header.server_id);
+        Ok(until.is_past(&gtid, event.header.timestamp))
     }
 }

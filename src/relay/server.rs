@@ -10,6 +10,7 @@ use super::binlog_archive::BinlogArchive;
 use super::error::RelayServeError;
 use super::identity;
 use super::replica_stream::{self, StreamOptions};
+use super::until::UntilTarget;
 use crate::archive::Archive;
 use instarec_mysql::relay::{accept_replica, refuse_connection, Credentials, RelayError};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +27,9 @@ pub struct RelayOptions {
     pub poll_interval: Duration,
     /// Replicas served at once.
     pub max_replicas: usize,
+    /// Every stream stops before the first transaction past this and then
+    /// idles (point-in-time restore); None: follow the archive forever.
+    pub until: Option<UntilTarget>,
 }
 
 impl RelayOptions {
@@ -35,6 +39,7 @@ impl RelayOptions {
             credentials,
             poll_interval: Duration::from_millis(200),
             max_replicas: 64,
+            until: None,
         }
     }
 }
@@ -160,6 +165,7 @@ async fn serve_connection(
         dump,
         StreamOptions {
             poll_interval: options.poll_interval,
+            until: options.until.clone(),
         },
         shutdown,
     )

@@ -8,6 +8,7 @@ pub mod backup_source;
 pub mod data_dir;
 pub mod error;
 pub mod extraction;
+pub mod mysql;
 pub mod pitr;
 pub mod progress;
 pub mod recovery_conf;

@@ -40,6 +40,14 @@ pub enum ServerError {
     },
     #[error("postgres at {addr} accepts connections but its recovery status query failed: {reason}; the server was stopped: check --db-user names a role of the restored cluster")]
     Query { addr: String, reason: String },
+    #[error("postgres on {data_dir} did not finish recovery within {timeout} (last replayed LSN: {replayed}); the server was stopped and the directory is left as it is: read {log} to see why recovery has not ended, then start `postgres -D {data_dir}` yourself or retry with a longer --start-timeout; last log lines:\n{tail}")]
+    Timeout {
+        data_dir: String,
+        timeout: String,
+        replayed: String,
+        log: String,
+        tail: String,
+    },
     #[error("recovery of {data_dir} was interrupted; the server was stopped, the directory is left as it is (log: {log})")]
     Cancelled { data_dir: String, log: String },
 }
@@ -57,6 +65,9 @@ pub struct StartOptions {
     pub os_user: String,
     /// Where `postgres` lives; None: PATH, then /usr/lib/postgresql/<major>/bin.
     pub bin_dir: Option<PathBuf>,
+    /// From the server's start: a recovery that has not ended or paused by
+    /// then is stopped and reported as an error.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,16 +186,24 @@ pub async fn recover(
         log: log.display().to_string(),
         tail: log_tail(&log, log_start, 20),
     };
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let mut replayed = None;
     let outcome = loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(exited(status.to_string()));
         }
-        match poll_state(&conn).await {
+        // A poll that hangs (a server that stopped answering) must not
+        // outlast the deadline either.
+        let polled = tokio::time::timeout_at(deadline, poll_state(&conn))
+            .await
+            .unwrap_or(Ok(None));
+        match polled {
             Ok(Some(state)) => {
                 if let Some(end) = state.end {
                     break (end, state);
                 }
                 tracing::debug!(replay = %state.replay_lsn, "recovering");
+                replayed = Some(state.replay_lsn);
             }
             Ok(None) => {}
             Err(reason) => {
@@ -194,6 +213,19 @@ pub async fn recover(
                     reason,
                 });
             }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            stop(&mut child, pid).await;
+            return Err(ServerError::Timeout {
+                data_dir: data_dir.display().to_string(),
+                timeout: humantime::format_duration(opts.timeout).to_string(),
+                replayed: replayed.map_or_else(
+                    || "none: the server never accepted connections".into(),
+                    |l| l.to_string(),
+                ),
+                log: log.display().to_string(),
+                tail: log_tail(&log, log_start, 20),
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}

@@ -97,8 +97,9 @@ impl BufferPool {
             .unwrap_or_else(|| Vec::with_capacity(PIECE_BYTES))
     }
 
-    pub fn give(&self, mut buffer: Vec<u8>) {
-        buffer.clear();
+    /// Kept with their length: bytes already initialized need no zeroing
+    /// when the next user resizes.
+    pub fn give(&self, buffer: Vec<u8>) {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         if free.len() < self.keep && buffer.capacity() >= PIECE_BYTES {
             free.push(buffer);

@@ -79,11 +79,12 @@ pub fn unpack_blocking(
         // Moves the job sender in: the writers end once it returns.
         parse(reader, target, index, jobs_tx, &failure, &pool, &mut dirs)
     });
-    // A writer's error first: the parser only stopped because of it.
+    // The parser's error first: a writer's can be its consequence (a file
+    // cut short). A writer's failure makes the parser stop without one.
+    parsed?;
     if let Some(e) = failure.take() {
         return Err(e);
     }
-    parsed?;
     dirs.sync_all()
 }
 
@@ -123,9 +124,9 @@ fn parse(
         }
         let disk = target.dest.join(&rel);
         // Permission bits only: an archive never grants set-id bits.
-        let mode = header.mode().map_err(UnpackError::Tar)? & 0o777;
+        let mode = || header.mode().map(|m| m & 0o777).map_err(UnpackError::Tar);
         match kind {
-            tar::EntryType::Directory => dirs.create(&disk, mode)?,
+            tar::EntryType::Directory => dirs.create(&disk, mode()?)?,
             tar::EntryType::Symlink => {
                 let link = entry
                     .link_name()
@@ -144,8 +145,8 @@ fn parse(
                 let file = NewFile {
                     check: index.claim(&manifest_path, &disk)?,
                     mtime: header.mtime().unwrap_or(0),
+                    mode: mode()?,
                     path: disk,
-                    mode,
                 };
                 let size = entry.size();
                 if !send_file(&mut entry, file, size, &jobs, pool)? {
@@ -179,16 +180,15 @@ fn send_file(
     let path = file.path.display().to_string();
     let read_piece = |entry: &mut dyn Read, len: u64| -> Result<Vec<u8>, UnpackError> {
         let mut piece = pool.take();
-        entry
-            .take(len)
-            .read_to_end(&mut piece)
-            .map_err(UnpackError::Tar)?;
-        if piece.len() as u64 != len {
-            return Err(UnpackError::Tar(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the archive ends inside {path}"),
-            )));
-        }
+        // len <= PIECE_BYTES; a recycled buffer is zeroed only where it grows.
+        piece.resize(len as usize, 0);
+        entry.read_exact(&mut piece).map_err(|e| {
+            UnpackError::Tar(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::new(e.kind(), format!("the archive ends inside {path}"))
+            } else {
+                e
+            })
+        })?;
         Ok(piece)
     };
     if size <= PIECE_BYTES as u64 {
@@ -275,4 +275,166 @@ impl Dirs {
 /// Makes a directory's entries durable: the names of the files in it.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::manifest::{crc32c_bytes, BackupManifest, Checksum, ManifestFile};
+    use std::os::unix::fs::MetadataExt as _;
+
+    fn file(path: &str, bytes: &[u8]) -> ManifestFile {
+        ManifestFile {
+            path: path.into(),
+            size: bytes.len() as u64,
+            checksum: Checksum::Crc32c(crc32c_bytes(crc32c::crc32c(bytes))),
+        }
+    }
+
+    fn tar_of(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap()
+    }
+
+    fn append(
+        b: &mut tar::Builder<Vec<u8>>,
+        kind: tar::EntryType,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+    ) {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_mtime(1_700_000_000);
+        header.set_size(data.len() as u64);
+        b.append_data(&mut header, path, data).unwrap();
+    }
+
+    fn target(dest: &Path) -> Target {
+        Target {
+            dest: dest.to_path_buf(),
+            manifest_prefix: String::new(),
+            writers: 3,
+        }
+    }
+
+    /// Bigger than one piece, so it streams to its writer.
+    fn big() -> Vec<u8> {
+        (0..PIECE_BYTES * 2 + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn unpacks_dirs_files_streamed_files_and_symlinks_and_checks_the_manifest() {
+        let big = big();
+        let archive = tar_of(|b| {
+            append(b, tar::EntryType::Directory, "base", 0o700, b"");
+            append(b, tar::EntryType::Regular, "PG_VERSION", 0o600, b"15\n");
+            append(b, tar::EntryType::Regular, "base/1/1259", 0o600, &big);
+            // Not in the manifest (like PostgreSQL's own exclusions): written unchecked.
+            append(b, tar::EntryType::Regular, "global/extra", 0o640, b"x");
+            let mut link = tar::Header::new_ustar();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            b.append_link(&mut link, "pg_tblspc/16384", "/somewhere/else")
+                .unwrap();
+        });
+        let manifest = BackupManifest {
+            files: vec![file("PG_VERSION", b"15\n"), file("base/1/1259", &big)],
+        };
+        let mut index = ManifestIndex::new(manifest);
+        let dir = tempfile::tempdir().unwrap();
+        unpack_blocking(&archive[..], &target(dir.path()), &mut index).unwrap();
+        let verified = index.finish(|p| dir.path().join(p)).unwrap();
+        assert_eq!((verified.files, verified.bytes), (2, 3 + big.len() as u64));
+
+        assert_eq!(
+            std::fs::read(dir.path().join("PG_VERSION")).unwrap(),
+            b"15\n"
+        );
+        assert!(std::fs::read(dir.path().join("base/1/1259")).unwrap() == big);
+        let meta = std::fs::metadata(dir.path().join("global/extra")).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o640);
+        assert_eq!(meta.mtime(), 1_700_000_000);
+        let implied = std::fs::metadata(dir.path().join("base/1")).unwrap();
+        assert_eq!(implied.mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("pg_tblspc/16384")).unwrap(),
+            Path::new("/somewhere/else")
+        );
+    }
+
+    #[test]
+    fn a_file_that_differs_from_the_manifest_fails_naming_it() {
+        let big = big();
+        for (name, bytes) in [("PG_VERSION", &b"15\n"[..]), ("base/1/16384", &big[..])] {
+            let archive = tar_of(|b| {
+                append(b, tar::EntryType::Regular, "postgresql.conf", 0o600, b"a");
+                append(b, tar::EntryType::Regular, name, 0o600, bytes);
+                append(b, tar::EntryType::Regular, "zzz", 0o600, b"z");
+            });
+            let mut flipped = bytes.to_vec();
+            *flipped.last_mut().unwrap() ^= 1;
+            let mut index = ManifestIndex::new(BackupManifest {
+                files: vec![file(name, &flipped)],
+            });
+            let dir = tempfile::tempdir().unwrap();
+            let err = unpack_blocking(&archive[..], &target(dir.path()), &mut index)
+                .unwrap_err()
+                .to_string();
+            let path = dir.path().join(name).display().to_string();
+            assert!(
+                err.contains(&path) && err.contains("CRC32C is"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_entries_through_a_symlink_and_device_files() {
+        let through = tar_of(|b| {
+            let mut link = tar::Header::new_ustar();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            b.append_link(&mut link, "pg_wal", "/tmp").unwrap();
+            append(b, tar::EntryType::Regular, "pg_wal/evil", 0o600, b"x");
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = ManifestIndex::new(BackupManifest { files: vec![] });
+        let err = unpack_blocking(&through[..], &target(dir.path()), &mut index).unwrap_err();
+        assert!(
+            matches!(&err, UnpackError::Entry { entry, .. } if entry == "pg_wal/evil"),
+            "{err}"
+        );
+
+        let fifo = tar_of(|b| append(b, tar::EntryType::Fifo, "fifo", 0o600, b""));
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack_blocking(&fifo[..], &target(dir.path()), &mut index).unwrap_err();
+        assert!(err.to_string().contains("never holds"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_archive_is_an_error() {
+        let big = big();
+        let archive = tar_of(|b| append(b, tar::EntryType::Regular, "big", 0o600, &big));
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = ManifestIndex::new(BackupManifest { files: vec![] });
+        let cut = &archive[..PIECE_BYTES + 4096];
+        let err = unpack_blocking(cut, &target(dir.path()), &mut index).unwrap_err();
+        assert!(matches!(err, UnpackError::Tar(_)), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        assert_eq!(
+            relative(Path::new("./base/1")),
+            Some(PathBuf::from("base/1"))
+        );
+        assert_eq!(relative(Path::new("./")), Some(PathBuf::new()));
+        assert_eq!(relative(Path::new("base/../../etc")), None);
+        assert_eq!(relative(Path::new("/etc/passwd")), None);
+    }
 }

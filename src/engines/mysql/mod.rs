@@ -2,6 +2,9 @@
 //! chunks of whole transactions with a plain index per chunk.
 
 pub mod chunk_buffer;
+pub mod control;
+pub mod epoch_chunks;
+pub mod gtid_point;
 pub mod index;
 pub mod layout;
 pub mod position;
@@ -9,5 +12,7 @@ pub mod primary_status;
 pub mod resume;
 pub mod source;
 
+pub use control::MysqlControl;
+pub use gtid_point::GtidPoint;
 pub use position::{BinlogPoint, GtidState};
 pub use source::{MysqlSource, MysqlSourceOptions};

@@ -5,6 +5,7 @@ pub mod archive_end;
 pub mod backup_verify;
 pub mod control;
 pub mod layout;
+pub mod live_status;
 pub mod resume;
 pub mod segment_buffer;
 pub mod source;
