@@ -113,21 +113,30 @@ async fn run_init(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
 /// the standby's mariadbd runs (config, service manager) is the operator's.
 async fn run_init_mysql(config: &Config, archive: Archive, args: InitArgs) -> anyhow::Result<()> {
     let data_dir = absolute(&args.data_dir)?;
-    let relay = config.relay.as_ref().context(
-        "no [relay] section; a MariaDB standby replicates from `instarec relay`: add listen, user and password",
-    )?;
-    let host = args.relay_host.clone().unwrap_or_else(|| {
-        if relay.listen.ip().is_unspecified() {
-            "127.0.0.1".into()
-        } else {
-            relay.listen.ip().to_string()
-        }
-    });
-    let source = Source {
-        host,
-        port: relay.listen.port(),
-        user: relay.user.clone(),
-        password: relay.password.expose().to_string(),
+    // [relay] is needed to configure the replica; without it (and without
+    // --start) the printed statements carry placeholders.
+    let source = match &config.relay {
+        Some(relay) => Source {
+            host: args.relay_host.clone().unwrap_or_else(|| {
+                if relay.listen.ip().is_unspecified() {
+                    "127.0.0.1".into()
+                } else {
+                    relay.listen.ip().to_string()
+                }
+            }),
+            port: relay.listen.port(),
+            user: relay.user.clone(),
+            password: relay.password.expose().to_string(),
+        },
+        None if args.start => anyhow::bail!(
+            "no [relay] section; a MariaDB standby replicates from `instarec relay`: add listen, user and password"
+        ),
+        None => Source {
+            host: args.relay_host.clone().unwrap_or_else(|| "<relay host>".into()),
+            port: 3307,
+            user: "<[relay] user>".into(),
+            password: String::new(),
+        },
     };
     let opts = MysqlStandbyOptions {
         data_dir: data_dir.clone(),

@@ -9,6 +9,7 @@ pub mod live_status;
 pub mod resume;
 pub mod segment_buffer;
 pub mod source;
+pub mod timeline_history;
 pub mod wal_transfer;
 pub mod wal_verify;
 

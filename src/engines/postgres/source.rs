@@ -4,6 +4,7 @@
 use super::layout;
 use super::resume;
 use super::segment_buffer::SegmentBuffer;
+use super::timeline_history;
 use crate::archive::{Archive, Engine};
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::{bail, Context as _};
@@ -66,8 +67,12 @@ impl PgConnected {
             identity,
             size,
         } = self;
+        let mut history = Vec::new();
         for t in 2..=identity.timeline.0 {
             let (name, content) = client.timeline_history(TimelineId(t)).await?;
+            if t == identity.timeline.0 {
+                history = timeline_history::parse(&content);
+            }
             archive
                 .put(&layout::history_key(TimelineId(t)), content)
                 .await
@@ -107,7 +112,27 @@ impl PgConnected {
                     ready.push((done.key, done.data));
                     superseded.extend(done.parts);
                 }
-                point.buffer
+                let mut buffer = point.buffer;
+                // After a failover the archive may hold WAL of the old
+                // timeline past the point where this primary branched off
+                // (a partial record the standby could not replay): continue
+                // on this primary's timeline from the branch point instead.
+                if point.tli < identity.timeline {
+                    if let Some((next, switch)) =
+                        timeline_history::switch_after(&history, point.tli)
+                    {
+                        if switch < buffer.end() {
+                            tracing::info!(timeline = %next, %switch, archived_to = %buffer.end(), "the archive's timeline ran past this primary's branch point; continuing on its timeline");
+                            buffer.switch_timeline(next, switch).with_context(|| {
+                                format!(
+                                    "archive {} holds timeline {} WAL up to {} but primary {} branched off at {switch} in an earlier segment; take a new backup and start a fresh archive prefix",
+                                    archive.url(), point.tli, buffer.end(), client.addr()
+                                )
+                            })?;
+                        }
+                    }
+                }
+                buffer
             }
             None => {
                 let from = slot.restart_lsn.unwrap_or(identity.xlogpos);

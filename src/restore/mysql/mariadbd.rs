@@ -33,6 +33,11 @@ pub struct ServerOptions {
     /// Write a binlog (with log_slave_updates): for a standby that may be
     /// promoted and shipped from. A replay does without.
     pub log_bin: bool,
+    /// Apply fast rather than durably (a replay that crashes is redone
+    /// from the backup anyway): commits flush the redo log once a second,
+    /// and replication applies in parallel (optimistic mode keeps the
+    /// commit order, so strict GTID order holds).
+    pub replay_tuning: bool,
     /// Who to log in as over the socket, and the password (None: none;
     /// root over the socket as OS root works with unix_socket auth).
     pub db_user: String,
@@ -47,6 +52,7 @@ impl ServerOptions {
             os_user: "mysql".into(),
             bin_dir: None,
             log_bin: false,
+            replay_tuning: false,
             db_user: "root".into(),
             db_password: None,
         }
@@ -76,6 +82,13 @@ pub fn command_line(
         "--skip-slave-start".into(),
         "--skip-name-resolve".into(),
     ];
+    if opts.replay_tuning {
+        args.extend([
+            "--innodb-flush-log-at-trx-commit=2".into(),
+            "--slave-parallel-threads=4".into(),
+            "--slave-parallel-mode=optimistic".into(),
+        ]);
+    }
     if opts.log_bin {
         args.extend([
             "--log-bin=mysql-bin".into(),

@@ -82,13 +82,17 @@ pub async fn restore(
     .await?;
 
     let began = Instant::now();
-    let server = Mariadbd::start(&opts.data_dir, &opts.server).await?;
+    let server_opts = ServerOptions {
+        replay_tuning: true,
+        ..opts.server.clone()
+    };
+    let server = Mariadbd::start(&opts.data_dir, &server_opts).await?;
     let replayed = replay(
         archive,
         &plan,
         &opts.data_dir,
         &server,
-        &opts.server,
+        &server_opts,
         cancel,
     )
     .await;
