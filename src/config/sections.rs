@@ -98,6 +98,10 @@ pub struct PrimarySection {
     /// topology's archive is refused. Default: MariaDB "gtid-domain-<@@gtid_domain_id>",
     /// MySQL "server-uuid-<@@server_uuid>".
     pub cluster_id: Option<String>,
+    /// When a promote fences this shipper, reconnect to the new primary the
+    /// newest epoch names (same credentials) instead of exiting 4.
+    #[serde(default)]
+    pub follow_promotions: bool,
 }
 
 impl PrimarySection {

@@ -9,6 +9,7 @@ use crate::archive::{Archive, Engine};
 use crate::config::{Config, ConfigError, PrimarySection};
 use crate::engines::mysql::{MysqlSource, MysqlSourceOptions};
 use crate::engines::postgres::{PgSource, PgSourceOptions};
+use crate::exit;
 use anyhow::Context as _;
 use instarec_postgres::ConnConfig;
 use pipeline::{PipelineOptions, ShipSummary};
@@ -36,47 +37,92 @@ pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Resul
         primary.flush_bytes.0,
         primary.synchronous,
     );
+    let mut redirect: Option<String> = None;
+    loop {
+        let result = ship_once(
+            primary,
+            redirect.as_deref(),
+            &archive,
+            options.clone(),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        )
+        .await;
+        match result {
+            Err(err)
+                if primary.follow_promotions
+                    && exit::code_for(&err) == exit::FENCED
+                    && !shutdown.is_cancelled() =>
+            {
+                let next = archive.current_epoch().await?.and_then(|r| r.primary);
+                match next {
+                    Some(addr) if redirect.as_deref() != Some(addr.as_str()) => {
+                        tracing::warn!(new_primary = %addr, "fenced by a promote: following the new primary");
+                        redirect = Some(addr);
+                    }
+                    _ => return Err(err),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One shipping run against [primary], or against `redirect` (host:port of
+/// the primary a newer epoch names) with [primary]'s credentials.
+async fn ship_once(
+    primary: &PrimarySection,
+    redirect: Option<&str>,
+    archive: &Archive,
+    options: PipelineOptions,
+    metrics: Arc<metrics::ShipMetrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ShipSummary> {
     match primary.engine {
         Engine::Postgres => {
+            let mut conn = postgres_conn(primary)?;
+            if let Some((host, port)) = redirect.and_then(split_host_port) {
+                conn.host = host;
+                conn.port = port;
+            }
             let opts = PgSourceOptions {
-                conn: postgres_conn(primary)?,
+                conn,
                 slot: primary.slot.clone(),
             };
-            let (connected, archive) = PgSource::connect(opts, &archive).await?;
+            let (connected, archive) = PgSource::connect(opts, archive).await?;
             // Invariant 4: the epoch is settled before anything is written.
             let epoch = epoch_claim::epoch_for_primary(&archive, &connected.primary_addr()).await?;
             archive.ensure_current_epoch(epoch).await?;
             let source = connected.start(&archive).await?;
             tracing::info!(%epoch, archive = %archive.url(), synchronous = primary.synchronous, "shipping");
-            pipeline::run(
-                source,
-                archive,
-                epoch,
-                options,
-                Arc::clone(&metrics),
-                shutdown,
-            )
-            .await
+            pipeline::run(source, archive, epoch, options, metrics, shutdown).await
         }
         Engine::Mysql => {
-            let (connected, archive) =
-                MysqlSource::connect(mysql_source(primary)?, &archive).await?;
+            let mut source_opts = mysql_source(primary)?;
+            if let Some((host, port)) = redirect.and_then(split_host_port) {
+                let mut url = url::Url::parse(&source_opts.url)?;
+                url.set_host(Some(&host))?;
+                url.set_port(Some(port))
+                    .map_err(|()| anyhow::anyhow!("cannot set port {port} on the mysql url"))?;
+                source_opts.url = url.to_string();
+            }
+            let (connected, archive) = MysqlSource::connect(source_opts, archive).await?;
             // Invariant 4: the epoch is settled before anything is written.
             let epoch = epoch_claim::epoch_for_primary(&archive, &connected.primary_addr()).await?;
             archive.ensure_current_epoch(epoch).await?;
             let source = connected.start(&archive, epoch).await?;
             tracing::info!(%epoch, archive = %archive.url(), synchronous = primary.synchronous, "shipping binlog");
-            pipeline::run(
-                source,
-                archive,
-                epoch,
-                options,
-                Arc::clone(&metrics),
-                shutdown,
-            )
-            .await
+            pipeline::run(source, archive, epoch, options, metrics, shutdown).await
         }
     }
+}
+
+fn split_host_port(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((
+        host.trim_matches(['[', ']']).to_string(),
+        port.parse().ok()?,
+    ))
 }
 
 /// The binlog source settings from [primary]: the URL (with the password

@@ -50,6 +50,9 @@ pub struct ShipSummary {
     pub uploaded_bytes: u64,
 }
 
+/// How often an idle shipper checks whether it was fenced (one HEAD).
+const FENCE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
 type Upload<P> = JoinHandle<anyhow::Result<(Cut<P>, Duration)>>;
 
 struct State<P> {
@@ -94,6 +97,7 @@ pub async fn run<S: LogSource>(
     // When the oldest byte not yet cut arrived: it must be uploading within
     // flush_interval, which bounds the archive's lag.
     let mut uncut_since: Option<Instant> = None;
+    let mut last_fence_check = Instant::now();
     source.acknowledge(&st.durable).await?;
 
     loop {
@@ -141,6 +145,12 @@ pub async fn run<S: LogSource>(
                 uncut_since = None;
             }
             _ = ticker.tick() => {
+                // Idle shippers (or ones whose primary died) learn of a
+                // promote here; busy ones also check before every upload.
+                if last_fence_check.elapsed() >= FENCE_CHECK_INTERVAL {
+                    archive.ensure_current_epoch(epoch).await?;
+                    last_fence_check = Instant::now();
+                }
                 if st.last_status.elapsed() >= options.status_interval {
                     source.acknowledge(&st.durable).await?;
                     st.last_status = Instant::now();
