@@ -98,10 +98,18 @@ pub async fn run<S: LogSource>(
     // flush_interval, which bounds the archive's lag.
     let mut uncut_since: Option<Instant> = None;
     let mut last_fence_check = Instant::now();
+    let mut in_flight_bytes: u64 = 0;
     source.acknowledge(&st.durable).await?;
 
     loop {
-        let can_read = source.buffered_bytes() < options.max_buffered_bytes;
+        // Uploads in flight hold their bytes too: both count toward the bound.
+        let held = source.buffered_bytes()
+            + if in_flight.is_some() {
+                in_flight_bytes
+            } else {
+                0
+            };
+        let can_read = held < options.max_buffered_bytes;
         let flush_at = uncut_since
             .filter(|_| in_flight.is_none())
             .map(|t| tokio::time::Instant::from_std(t + options.flush_interval));
@@ -113,7 +121,7 @@ pub async fn run<S: LogSource>(
                 let (cut, took) = done.context("upload task panicked")??;
                 finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
                 if options.synchronous && source.buffered_bytes() > 0 {
-                    in_flight = start_upload(&mut source, &archive, epoch).await?;
+                    in_flight = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await?;
                     uncut_since = None;
                 }
             }
@@ -127,7 +135,7 @@ pub async fn run<S: LogSource>(
                         }
                         let due = options.synchronous || source.buffered_bytes() >= options.flush_bytes;
                         if due && in_flight.is_none() {
-                            in_flight = start_upload(&mut source, &archive, epoch).await?;
+                            in_flight = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await?;
                             uncut_since = None;
                         }
                     }
@@ -141,7 +149,7 @@ pub async fn run<S: LogSource>(
                 }
             }
             _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
-                in_flight = start_upload(&mut source, &archive, epoch).await?;
+                in_flight = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await?;
                 uncut_since = None;
             }
             _ = ticker.tick() => {
@@ -166,7 +174,7 @@ pub async fn run<S: LogSource>(
         let (cut, took) = upload.await.context("upload task panicked")??;
         finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
     }
-    if let Some(upload) = start_upload(&mut source, &archive, epoch).await? {
+    if let Some(upload) = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await? {
         let (cut, took) = upload.await.context("upload task panicked")??;
         finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
     }
@@ -184,12 +192,14 @@ async fn start_upload<S: LogSource>(
     source: &mut S,
     archive: &Archive,
     epoch: Epoch,
+    in_flight_bytes: &mut u64,
 ) -> anyhow::Result<Option<Upload<S::Position>>> {
     // Invariant 4: a fenced writer must not write. Checked before every cut.
     archive.ensure_current_epoch(epoch).await?;
     let Some(cut) = source.cut() else {
         return Ok(None);
     };
+    *in_flight_bytes = cut.payload_bytes();
     let archive = archive.clone();
     Ok(Some(tokio::spawn(async move {
         let started = Instant::now();
