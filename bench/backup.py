@@ -318,10 +318,10 @@ What each column covers:
   until the WAL up to the backup's end is archived. pg_basebackup runs with
   `-X none` (no WAL in the backup, like the other two: they rely on the archive).
 - **restore** = the restore command + an fsync of every restored file
-  (`sync FILE…`, timed apart, shown as "+ n sync"). pgBackRest fsyncs what it
-  restores itself, tar does not; instarec's restore does not fsync the data files it
-  writes either (only its recovery configuration), which PostgreSQL's start-up
-  sync would cover. Timing the fsync for all makes the rows comparable.
+  (`sync FILE…`, timed apart, shown as "+ n sync"). pgBackRest and instarec fsync
+  every file and directory they restore themselves, tar does not. Timing the
+  fsync for all makes the rows comparable (for pgBackRest and instarec it finds
+  little left to flush).
   instarec restore = download, decompress, extract and verify against the backup
   manifest, then write the recovery configuration (no `--start`). pgBackRest restore
   checks each file's checksum. pg_basebackup restore = `tar -x` only; a
