@@ -4,6 +4,8 @@
 use super::Context;
 use crate::archive::{ClusterRecord, ClusterTag, Engine};
 use crate::backup::layout::BACKUPS_PREFIX;
+use crate::engines::mysql::binlog_verify::{self, BinlogReport};
+use crate::engines::mysql::layout as binlog_layout;
 use crate::engines::postgres::backup_verify;
 use crate::engines::postgres::layout::WAL_PREFIX;
 use crate::engines::postgres::wal_verify::{self, WalReport};
@@ -41,6 +43,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let binlog = match &cluster {
+        Some(c) if c.engine == Engine::Mysql && covers_binlog(&args.prefix) => {
+            let binlog = binlog_verify::verify_binlog(&archive).await?;
+            merge_binlog_faults(&mut faults, &binlog, &args.prefix);
+            Some(binlog)
+        }
+        _ => None,
+    };
     let backups = match &cluster {
         Some(c) if c.engine == Engine::Postgres && covers_backups(&args.prefix) => {
             let size = wal.as_ref().and_then(|w| w.segment_size);
@@ -56,9 +66,22 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     if args.json {
-        print_json(&archive, &report, &faults, wal.as_ref(), backups);
+        print_json(
+            &archive,
+            &report,
+            &faults,
+            wal.as_ref(),
+            backups,
+            binlog.as_ref(),
+        );
     } else {
         print_text(&archive, &report, &faults, wal.as_ref(), cluster.as_ref());
+        if let Some(b) = &binlog {
+            println!(
+                "binlog: {} chunks, {} events in {} files of {} epoch(s) checked (tiling, CRC32, GTID sequence, indexes)",
+                b.chunks, b.events, b.files, b.epochs
+            );
+        }
         if let Some(n) = backups {
             println!("backups: {n} checked (chunks, manifest, WAL from start to stop)");
         }
@@ -87,6 +110,24 @@ fn covers_wal(prefix: &str) -> bool {
     WAL_PREFIX.starts_with(prefix) || prefix.starts_with(WAL_PREFIX)
 }
 
+/// Whether keys under `prefix` can include binlog chunks or their indexes.
+fn covers_binlog(prefix: &str) -> bool {
+    [binlog_layout::BINLOG_PREFIX, binlog_layout::INDEX_PREFIX]
+        .iter()
+        .any(|p| p.starts_with(prefix) || prefix.starts_with(p))
+}
+
+/// Adds the binlog faults under `prefix`, except for keys already reported.
+fn merge_binlog_faults(faults: &mut Vec<(String, String)>, binlog: &BinlogReport, prefix: &str) {
+    for f in &binlog.faults {
+        let seen = faults.iter().any(|(key, _)| *key == f.key);
+        if !seen && f.key.starts_with(prefix) {
+            faults.push((f.key.clone(), f.message.clone()));
+        }
+    }
+    faults.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
 /// Adds the WAL faults under `prefix`, except for keys the object walk
 /// already reported (a corrupt object's header can't be checked either).
 fn merge_wal_faults(faults: &mut Vec<(String, String)>, wal: &WalReport, prefix: &str) {
@@ -105,6 +146,7 @@ fn print_json(
     faults: &[(String, String)],
     wal: Option<&WalReport>,
     backups: Option<usize>,
+    binlog: Option<&BinlogReport>,
 ) {
     let faults: Vec<_> = faults
         .iter()
@@ -131,6 +173,12 @@ fn print_json(
             "faults": faults,
             "wal": wal,
             "backups_checked": backups,
+            "binlog": binlog.map(|b| serde_json::json!({
+                "epochs": b.epochs,
+                "files": b.files,
+                "chunks": b.chunks,
+                "events": b.events,
+            })),
         })
     );
 }

@@ -1,6 +1,7 @@
 //! MySQL/MariaDB adapter: the binlog streamed as a replica, archived as
 //! chunks of whole transactions with a plain index per chunk.
 
+pub mod binlog_verify;
 pub mod chunk_buffer;
 pub mod control;
 pub mod epoch_chunks;
