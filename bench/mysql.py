@@ -304,15 +304,29 @@ def ship_and_load(scratch, primary, duration):
 
     stop = threading.Event()
     counts = {}
-    threads = [threading.Thread(target=writer, args=(primary, n, stop, counts))
+    # Daemon threads: an interrupted run must not wait for them at exit.
+    threads = [threading.Thread(target=writer, args=(primary, n, stop, counts), daemon=True)
                for n in range(CLIENTS)]
     for t in threads:
         t.start()
     samples = []
-    sampler = subprocess.Popen(primary.client_argv(), stdin=subprocess.PIPE,
+    sampler = subprocess.Popen(primary.client_argv() + ["--unbuffered"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True, bufsize=1)
     PROCS.groups.append(sampler)
     t_end = time.time() + duration
+    try:
+        sample_until(sampler, samples, t_end)
+    finally:
+        stop.set()
+    for t in threads:
+        t.join()
+    sampler.stdin.close()
+    sampler.wait()
+    return finish_run(scratch, primary, ship, watcher, config, relay_port, start_pos,
+                      first_file, samples, duration)
+
+
+def sample_until(sampler, samples, t_end):
     while time.time() < t_end:
         t0 = time.time()
         sampler.stdin.write("SELECT @@global.gtid_binlog_pos;\n")
@@ -320,11 +334,10 @@ def ship_and_load(scratch, primary, duration):
         pos = sampler.stdout.readline().strip()
         samples.append((t0, seq_no(pos)))
         time.sleep(max(0.0, SAMPLE_EVERY - (time.time() - t0)))
-    stop.set()
-    for t in threads:
-        t.join()
-    sampler.stdin.close()
-    sampler.wait()
+
+
+def finish_run(scratch, primary, ship, watcher, config, relay_port, start_pos,
+               first_file, samples, duration):
     end_pos = primary.sql("SELECT @@global.gtid_binlog_pos")
     load_secs = duration
     deadline = time.time() + TAIL_TIMEOUT
@@ -370,14 +383,9 @@ def apply_replica(name, server_id, start_pos, end_pos, port, user, password):
 
 def apply_pipe(primary, start_pos, end_pos, first_file):
     db = make_target("pipe", 13, start_pos)
-    index = os.path.join(primary.data, "mysql-bin.index")
-    files = []
-    started = False
-    for line in open(index):
-        name = os.path.basename(line.strip())
-        started = started or name == first_file
-        if started:
-            files.append(os.path.join(primary.data, name))
+    # Numbered binlog files sort in log order; the load starts in first_file.
+    files = [os.path.join(primary.data, n) for n in sorted(os.listdir(primary.data))
+             if re.fullmatch(r"mysql-bin\.\d+", n) and n >= first_file]
     t0 = time.time()
     dump = subprocess.Popen(["mariadb-binlog", "--no-defaults"] + files, stdout=subprocess.PIPE)
     load = subprocess.run(db.client_argv(), stdin=dump.stdout, capture_output=True, text=True)
