@@ -370,6 +370,18 @@ fn standby_init_start_follows_the_primary_through_the_relay() {
         standby.query(&a.primary, "SELECT COUNT(*) FROM test.t"),
         "10"
     );
+    // The standby built from the backup matches the primary table by table.
+    let tables = a.primary.query(
+        "SELECT GROUP_CONCAT(CONCAT(table_schema, '.', table_name) ORDER BY 1) \
+         FROM information_schema.tables WHERE table_schema = 'test'",
+    );
+    assert!(!tables.is_empty(), "no tables in test");
+    let checksums = format!("CHECKSUM TABLE {tables}");
+    assert_eq!(
+        standby.query(&a.primary, &checksums),
+        a.primary.query(&checksums),
+        "CHECKSUM TABLE differs between primary and standby"
+    );
     assert_eq!(
         standby.query(
             &a.primary,
