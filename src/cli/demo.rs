@@ -11,6 +11,9 @@ pub struct Args {
     /// Keep everything in this directory instead of a temp dir
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Keep the temp dir (archive, data dirs, logs) and print where it is
+    #[arg(long)]
+    pub keep: bool,
     /// How long clients write before the crash
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub write_for: Duration,
@@ -27,6 +30,7 @@ pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
     let outcome = demo::run(
         DemoOptions {
             dir: args.dir,
+            keep: args.keep,
             write_for: args.write_for,
             planned: args.planned,
         },
@@ -68,6 +72,9 @@ pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
             "NOT covered by the reported RPO: please report this"
         }
     );
+    if args.keep || outcome.dir_kept {
+        println!("everything is kept in {}", outcome.dir);
+    }
     if !outcome.lost_commits_covered_by_rpo {
         anyhow::bail!("the reported RPO did not cover the lost commits");
     }

@@ -22,12 +22,16 @@ pub struct DemoOptions {
     pub write_for: Duration,
     /// A switchover (`promote --planned`) instead of a crash.
     pub planned: bool,
+    /// Keep the temp dir instead of removing it.
+    pub keep: bool,
 }
 
 /// What the demo showed; printed by the command.
 #[derive(Debug, serde::Serialize)]
 pub struct DemoOutcome {
     pub dir: String,
+    /// Whether `dir` is still there for inspection.
+    pub dir_kept: bool,
     pub acknowledged_commits: usize,
     pub lost_commits: usize,
     pub lost_commits_covered_by_rpo: bool,
@@ -43,7 +47,8 @@ pub async fn run(opts: DemoOptions, say: impl Fn(&str)) -> anyhow::Result<DemoOu
         }
         None => {
             let t = tempfile_dir()?;
-            (t.clone(), Some(TempDirGuard(t)))
+            let guard = (!opts.keep).then(|| TempDirGuard(t.clone()));
+            (t, guard)
         }
     };
     // PostgreSQL's account must reach its data dirs.
@@ -149,6 +154,7 @@ pub async fn run(opts: DemoOptions, say: impl Fn(&str)) -> anyhow::Result<DemoOu
     primary.stop();
     Ok(DemoOutcome {
         dir: dir.display().to_string(),
+        dir_kept: _tmp.is_none(),
         acknowledged_commits: acknowledged.len(),
         lost_commits: lost.len(),
         lost_commits_covered_by_rpo: covered,
