@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::instarec::run as instarec;
+
 use instarec::archive::{Archive, ArchiveSettings, ClusterTag};
 use instarec::backup::mysql_take::{XbstreamManifest, XBSTREAM_ARCHIVE};
 use instarec::backup::{layout, BackupRecord};
@@ -27,15 +29,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn instarec(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instarec"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("running instarec")
 }
 
 fn text(out: &Output) -> String {

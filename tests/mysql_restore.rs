@@ -6,10 +6,12 @@
 
 mod support;
 
+use support::instarec::run as instarec;
+
 use instarec::archive::{Archive, ArchiveSettings, ClusterTag};
 use instarec::backup::BackupRecord;
 use instarec::relay::BinlogArchive;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::instarec::{write_mysql_config, Shipper};
@@ -21,15 +23,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn instarec(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instarec"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("running instarec")
 }
 
 fn text(out: &Output) -> String {

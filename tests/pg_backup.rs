@@ -5,27 +5,20 @@
 
 mod support;
 
+use support::instarec::run as instarec;
+
 use instarec::archive::{Archive, ArchiveSettings, ClusterRecord, ClusterTag, Engine};
 use instarec::backup::{layout, BackupRecord};
 use instarec_postgres::Lsn;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 use support::instarec::{write_pg_config, Shipper};
 use support::Postgres;
 
 fn write_config(dir: &Path, archive_url: &str, pg: &Postgres) -> PathBuf {
     write_pg_config(dir, archive_url, &pg.url(), "", "")
-}
-
-fn instarec(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instarec"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("running instarec")
 }
 
 fn text(out: &Output) -> String {

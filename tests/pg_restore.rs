@@ -6,7 +6,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use support::instarec::run as instarec;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::postgres::new_scratch_dir;
@@ -50,15 +52,6 @@ fn setup() -> Setup {
         config,
         _shipper: shipper,
     }
-}
-
-fn instarec(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instarec"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("running instarec")
 }
 
 fn text(out: &Output) -> String {

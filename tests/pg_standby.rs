@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::instarec::run as instarec;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -65,15 +67,6 @@ fn setup() -> Setup {
         config,
         _shipper: shipper,
     }
-}
-
-fn instarec(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_instarec"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .expect("running instarec")
 }
 
 fn text(out: &Output) -> String {

@@ -115,3 +115,13 @@ pub fn write_mysql_config(
     .expect("writing instarec.toml");
     path
 }
+
+/// Runs `instarec --config <config> <args>` to completion.
+pub fn run(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("running instarec")
+}
