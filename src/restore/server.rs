@@ -6,6 +6,7 @@
 //! (mode 0700) with its own hba file that trusts local connections there,
 //! so it needs no password and opens nothing to the network.
 
+use crate::os_user::{self, running_as_root};
 use chrono::{DateTime, TimeZone, Utc};
 use instarec_postgres::lsn::Lsn;
 use instarec_postgres::ConnConfig;
@@ -333,45 +334,23 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
+// The OS helpers live in crate::os_user; these only name the failure.
 fn lookup_user(name: &str) -> Result<(u32, u32), ServerError> {
-    let c_name =
-        std::ffi::CString::new(name).map_err(|_| ServerError::NoUser { user: name.into() })?;
-    // SAFETY: getpwnam returns null or a pointer to static storage, read at once.
-    let pw = unsafe { libc::getpwnam(c_name.as_ptr()) };
-    if pw.is_null() {
-        return Err(ServerError::NoUser { user: name.into() });
-    }
-    // SAFETY: pw is non-null and points at a valid passwd entry.
-    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+    os_user::lookup_user(name).ok_or_else(|| ServerError::NoUser { user: name.into() })
 }
 
-fn chown_tree(path: &Path, (uid, gid): (u32, u32)) -> Result<(), ServerError> {
-    let io = |source| ServerError::Io {
+fn chown_tree(path: &Path, owner: (u32, u32)) -> Result<(), ServerError> {
+    os_user::chown_tree(path, owner).map_err(|source| ServerError::Io {
         path: path.display().to_string(),
         source,
-    };
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io)?;
-    if path.is_dir() && !path.is_symlink() {
-        for entry in std::fs::read_dir(path).map_err(io)? {
-            chown_tree(&entry.map_err(io)?.path(), (uid, gid))?;
-        }
-    }
-    Ok(())
+    })
 }
 
 fn free_port() -> Result<u16, ServerError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| ServerError::Io {
-            path: "127.0.0.1:0".into(),
-            source,
-        })
+    os_user::free_port().map_err(|source| ServerError::Io {
+        path: "127.0.0.1:0".into(),
+        source,
+    })
 }
 
 /// `postgres` from --pg-bin-dir, PATH, or Debian's versioned dir.

@@ -86,32 +86,33 @@ pub fn end_of_keys(keys: &[String], size: WalSegmentSize) -> Option<(TimelineId,
 }
 
 /// The cluster's WAL segment size, read from the long header of the first
-/// archived segment or first part; None when no WAL is archived yet.
+/// object that starts a segment: a part at offset 0 when there is one (a
+/// small read), else a complete segment. None when no WAL is archived yet.
 pub async fn segment_size(archive: &Archive) -> Result<Option<WalSegmentSize>, ArchiveError> {
     // The smallest size accepts every valid name; keys use names verbatim.
     let naming = WalSegmentSize::new(1 << 20).expect("1 MiB is a valid segment size");
-    for e in archive.list(layout::WAL_PREFIX).await? {
-        // Part ranges may exceed the naming size, so they are read by name.
-        let first_page = matches!(layout::parse_key(&e.key, naming), WalKey::Segment { .. })
-            || e.key.contains(".part/00000000-");
-        if !first_page {
-            continue;
-        }
-        let data = archive.get(&e.key).await?;
-        let header = instarec_postgres::page::XLogPageHeader::parse(&data).map_err(|err| {
-            ArchiveError::Corrupt {
-                key: e.key.clone(),
-                reason: format!("first WAL page: {err}"),
-            }
-        })?;
-        if let Some(size) = header
-            .long
-            .and_then(|l| WalSegmentSize::new(u64::from(l.seg_size)).ok())
-        {
-            return Ok(Some(size));
-        }
-    }
-    Ok(None)
+    let entries = archive.list(layout::WAL_PREFIX).await?;
+    // Part ranges may exceed the naming size, so parts are found by name.
+    let first_part = entries.iter().find(|e| e.key.contains(".part/00000000-"));
+    let first_segment = entries
+        .iter()
+        .find(|e| matches!(layout::parse_key(&e.key, naming), WalKey::Segment { .. }));
+    let Some(entry) = first_part.or(first_segment) else {
+        return Ok(None);
+    };
+    let data = archive.get(&entry.key).await?;
+    let corrupt = |reason: String| ArchiveError::Corrupt {
+        key: entry.key.clone(),
+        reason,
+    };
+    let header = instarec_postgres::page::XLogPageHeader::parse(&data)
+        .map_err(|e| corrupt(format!("first WAL page: {e}")))?;
+    let long = header
+        .long
+        .ok_or_else(|| corrupt("the first page has no long header".into()))?;
+    WalSegmentSize::new(u64::from(long.seg_size))
+        .map(Some)
+        .map_err(|e| corrupt(e.to_string()))
 }
 
 #[cfg(test)]
