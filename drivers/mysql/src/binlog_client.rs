@@ -147,7 +147,8 @@ impl BinlogClient {
         self
     }
 
-    /// Declares this replica semi-sync capable (`@rpl_semi_sync_slave=1`):
+    /// Declares this replica semi-sync capable (`@rpl_semi_sync_slave=1`,
+    /// and `@rpl_semi_sync_replica=1` for MySQL 8.0.26+):
     /// events the primary waits on come with `needs_ack`, to be answered
     /// with `BinlogStream::semi_sync_ack`.
     pub fn with_semi_sync(mut self, enabled: bool) -> Self {
@@ -188,7 +189,13 @@ impl BinlogClient {
             .await?;
         }
         if self.semi_sync {
-            set(&mut conn, "SET @rpl_semi_sync_slave = 1").await?;
+            // MariaDB and MySQL's old semisync_master plugin read the first
+            // name; MySQL 8.0.26+'s semisync_source plugin reads the second.
+            set(
+                &mut conn,
+                "SET @rpl_semi_sync_slave = 1, @rpl_semi_sync_replica = 1",
+            )
+            .await?;
         }
 
         let mut dump = BytesMut::new();

@@ -70,21 +70,20 @@ impl BinlogFile {
             let end = at + event.bytes.len() as u64;
             let event_type = event.header.event_type;
             let as_event_error = |source| BinlogFileError::Event { offset: at, source };
-            let checksum = match &format {
-                Some(f) => f.checksum,
+            match &format {
+                Some(f) => event.verify(f.checksum).map_err(as_event_error)?,
+                // from_event checks the event's own CRC32, which a file the
+                // server still writes covers with BINLOG_IN_USE cleared.
                 None if event_type == EventType::FormatDescription => {
-                    let f = FormatDescriptionEvent::from_event(&event).map_err(as_event_error)?;
-                    let checksum = f.checksum;
-                    format = Some(f);
-                    checksum
+                    format =
+                        Some(FormatDescriptionEvent::from_event(&event).map_err(as_event_error)?);
                 }
                 None => {
                     return Err(BinlogFileError::FirstEventNotFormatDescription {
                         found: event_type,
                     })
                 }
-            };
-            event.verify(checksum).map_err(as_event_error)?;
+            }
             if event.header.log_pos != 0 && u64::from(event.header.log_pos) != end {
                 return Err(BinlogFileError::PositionMismatch {
                     offset: at,
@@ -165,11 +164,12 @@ mod tests {
     use crate::gtid::MariadbGtidPos;
     use crate::mariadb_gtid_event::{MariadbGtidEvent, MariadbGtidListEvent};
     use crate::rotate_event::RotateEvent;
+    use crate::testdata;
 
     /// mysql-bin.000002 of a throwaway MariaDB 10.11 (log-bin, ROW, CRC32,
     /// gtid_strict_mode, server_id 1) after CREATE DATABASE + FLUSH LOGS:
     /// CREATE TABLE, four transactions in domain 0, one in domain 1, FLUSH LOGS.
-    const SMALL: &[u8] = include_bytes!("../testdata/mariadb-10.11-small.bin");
+    const SMALL: &[u8] = testdata::MARIADB_10_11;
 
     fn small() -> BinlogFile {
         BinlogFile::parse(Bytes::from_static(SMALL)).unwrap()
@@ -260,13 +260,20 @@ mod tests {
 
     #[test]
     fn truncation_at_every_offset_is_an_error_or_a_clean_prefix() {
-        let whole = small();
+        assert_every_cut_is_an_error_or_a_clean_prefix(SMALL);
+        for (_, bytes) in testdata::MYSQL_8 {
+            assert_every_cut_is_an_error_or_a_clean_prefix(bytes);
+        }
+    }
+
+    fn assert_every_cut_is_an_error_or_a_clean_prefix(bytes: &'static [u8]) {
+        let whole = testdata::parse(bytes);
         let boundaries: Vec<u64> = whole
             .events_with_offsets()
             .map(|(at, e)| at + e.bytes.len() as u64)
             .collect();
-        for cut in 0..SMALL.len() {
-            match BinlogFile::parse(Bytes::copy_from_slice(&SMALL[..cut])) {
+        for cut in 0..bytes.len() {
+            match BinlogFile::parse(Bytes::copy_from_slice(&bytes[..cut])) {
                 Ok(part) => {
                     assert!(boundaries.contains(&(cut as u64)), "cut {cut} parsed");
                     assert!(part.events.len() < whole.events.len());
@@ -283,17 +290,170 @@ mod tests {
         }
     }
 
+    /// Real MySQL 8 files (README in testdata says where each is from):
+    /// every event frames, its CRC32 holds and its log_pos is the offset
+    /// just past it; the event types are what mysqlbinlog lists.
+    #[test]
+    fn real_mysql_8_binlogs_parse_and_every_crc_verifies() {
+        use EventType::*;
+        let expected: [(&[u8], &str, &[EventType], bool); 5] = [
+            (
+                testdata::MYSQL_8_0_26,
+                "8.0.26",
+                &[
+                    FormatDescription,
+                    PreviousGtids,
+                    MysqlGtid,
+                    Query, // ALTER USER
+                    MysqlGtid,
+                    Query, // CREATE TABLE
+                    MysqlGtid,
+                    Query,
+                    TableMap,
+                    WriteRows,
+                    Xid,
+                    MysqlGtid,
+                    Query,
+                    TableMap,
+                    WriteRows,
+                    Xid,
+                    MysqlGtid,
+                    Query,
+                    TableMap,
+                    UpdateRows,
+                    Xid,
+                    Stop,
+                ],
+                true,
+            ),
+            (
+                testdata::MYSQL_8_0_28,
+                "8.0.28",
+                &[
+                    FormatDescription,
+                    PreviousGtids,
+                    MysqlGtid,
+                    Query,
+                    MysqlGtid,
+                    Query,
+                    MysqlGtid,
+                    Query,
+                    TableMap,
+                    WriteRows,
+                    Xid,
+                    MysqlGtid,
+                    Query,
+                    TableMap,
+                    UpdateRows,
+                    Xid,
+                    MysqlGtid,
+                    Query,
+                    TableMap,
+                    DeleteRows,
+                    Xid,
+                ],
+                false,
+            ),
+            (
+                testdata::MYSQL_8_0_32_COMPRESSED,
+                "8.0.32",
+                &[
+                    FormatDescription,
+                    PreviousGtids,
+                    AnonymousGtid,
+                    TransactionPayload,
+                    Rotate,
+                ],
+                true,
+            ),
+            (
+                testdata::MYSQL_8_0_40_PREVIOUS_GTIDS,
+                "8.0.40",
+                &[FormatDescription, PreviousGtids, Rotate],
+                true,
+            ),
+            (
+                testdata::MYSQL_9_6_TAGGED,
+                "9.6.0",
+                &[
+                    FormatDescription,
+                    PreviousGtids,
+                    MysqlGtidTagged,
+                    Query,
+                    TableMap,
+                    WriteRows,
+                    Xid,
+                    Rotate,
+                ],
+                true,
+            ),
+        ];
+        for (bytes, version, types, closed) in expected {
+            let file = testdata::parse(bytes);
+            assert_eq!(file.format.server_version, version);
+            assert_eq!(file.checksum(), BinlogChecksum::Crc32, "{version}");
+            assert_eq!(file.is_closed(), closed, "{version}");
+            let found: Vec<EventType> = file.events.iter().map(|e| e.header.event_type).collect();
+            assert_eq!(found, types, "{version}");
+            let total: usize = file.events.iter().map(|e| e.bytes.len()).sum();
+            assert_eq!(total + 4, bytes.len(), "{version}");
+            for (offset, event) in file.events_with_offsets().skip(1) {
+                event.verify_crc32().unwrap();
+                assert_eq!(
+                    u64::from(event.header.log_pos),
+                    offset + event.bytes.len() as u64
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_still_being_written_has_its_in_use_flag_outside_the_crc() {
+        // MySQL 8.0.28 had not closed this file: BINLOG_IN_USE is set on its
+        // FORMAT_DESCRIPTION, and the CRC32 was computed with it clear.
+        let file = testdata::parse(testdata::MYSQL_8_0_28);
+        let fde = &file.events[0];
+        assert_eq!(fde.header.flags & 1, 1);
+        assert!(fde.verify_crc32().is_err());
+        let mut closed = fde.bytes.to_vec();
+        closed[17] &= !1;
+        RawEvent::parse(Bytes::from(closed))
+            .unwrap()
+            .verify_crc32()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_truncated_fixture_is_a_typed_error() {
+        // The magic and 10 bytes of a FORMAT_DESCRIPTION header.
+        assert_eq!(testdata::TRUNCATED.len(), 14);
+        assert_eq!(
+            BinlogFile::parse(Bytes::from_static(testdata::TRUNCATED)),
+            Err(BinlogFileError::Truncated {
+                offset: 4,
+                needed: EVENT_HEADER_LEN as u64,
+                available: 10
+            })
+        );
+    }
+
     #[test]
     fn any_flipped_byte_is_caught() {
         // Flip one bit in every byte past the magic: framing, log_pos or CRC
         // catches each one; nothing panics.
-        for i in 4..SMALL.len() {
-            let mut bad = SMALL.to_vec();
-            bad[i] ^= 0x04;
-            assert!(
-                BinlogFile::parse(Bytes::from(bad)).is_err(),
-                "flip at byte {i} went unnoticed"
-            );
+        for bytes in [
+            SMALL,
+            testdata::MYSQL_8_0_28,
+            testdata::MYSQL_8_0_32_COMPRESSED,
+        ] {
+            for i in 4..bytes.len() {
+                let mut bad = bytes.to_vec();
+                bad[i] ^= 0x04;
+                assert!(
+                    BinlogFile::parse(Bytes::from(bad)).is_err(),
+                    "flip at byte {i} went unnoticed"
+                );
+            }
         }
     }
 

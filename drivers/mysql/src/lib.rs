@@ -2,7 +2,8 @@
 //!
 //! The pure parts: GTID positions (MariaDB) and GTID sets (MySQL), binlog
 //! event framing with CRC32 checks, whole binlog files, and the bodies of
-//! the events that carry GTIDs and file names. The binlog client
+//! the events that carry GTIDs and file names (and the header of MySQL's
+//! TRANSACTION_PAYLOAD, whose payload stays compressed). The binlog client
 //! (binlog_client.rs, binlog_stream.rs) streams a primary's binlog as a
 //! replica, yielding each event's exact bytes.
 
@@ -30,6 +31,9 @@ pub mod semi_sync;
 pub mod server_error_packet;
 pub mod stream_decoder;
 pub mod streamed_event;
+#[cfg(test)]
+mod testdata;
+pub mod transaction_payload_event;
 
 pub use binlog_client::{BinlogClient, ServerFlavor, StartPosition};
 pub use binlog_file::{BinlogFile, BinlogFileError, BINLOG_MAGIC};

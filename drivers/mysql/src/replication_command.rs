@@ -183,4 +183,40 @@ mod tests {
         encode_query("SET @a=1", &mut buf);
         assert_eq!(&buf[..], b"\x03SET @a=1");
     }
+
+    /// The SID block is the encoding MySQL itself writes in
+    /// PREVIOUS_GTIDS_LOG_EVENT: asking for everything after the set a
+    /// MySQL 8.0.40 file starts with sends that event's body back verbatim.
+    #[test]
+    fn binlog_dump_gtid_sid_block_is_what_mysql_writes() {
+        use crate::event_type::EventType;
+        use crate::testdata;
+        let file = testdata::parse(testdata::MYSQL_8_0_40_PREVIOUS_GTIDS);
+        let previous = testdata::events_of(&file, EventType::PreviousGtids)[0];
+        let body = previous.body(file.checksum()).unwrap();
+        let executed = MysqlGtidSet::parse(body).unwrap();
+        let mut buf = BytesMut::new();
+        BinlogDumpGtid {
+            server_id: 2,
+            executed,
+        }
+        .encode(&mut buf);
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x1e,
+            0x04, 0x00,             // flags: BINLOG_THROUGH_GTID
+            0x02, 0x00, 0x00, 0x00, // server_id
+            0x00, 0x00, 0x00, 0x00, // name length
+            0x04, 0, 0, 0, 0, 0, 0, 0, // pos
+            48, 0, 0, 0,            // sid block length
+            1, 0, 0, 0, 0, 0, 0, 0, // one sid
+            0xb9, 0xb8, 0x8c, 0x66, 0x07, 0x55, 0x11, 0xf1,
+            0x98, 0x99, 0x4a, 0x9d, 0xa9, 0x4c, 0x4d, 0x71, // b9b88c66-0755-11f1-9899-4a9da94c4d71
+            1, 0, 0, 0, 0, 0, 0, 0, // one interval
+            1, 0, 0, 0, 0, 0, 0, 0, // start 1
+            3, 0, 0, 0, 0, 0, 0, 0, // end 3 (exclusive): 1-2
+        ];
+        assert_eq!(&buf[..], expected);
+        assert_eq!(&buf[23..], body);
+    }
 }

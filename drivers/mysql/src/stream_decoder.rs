@@ -28,6 +28,7 @@ use crate::rotate_event::RotateEvent;
 use crate::semi_sync;
 use crate::server_error_packet::{ServerErrorPacket, EOF_HEADER, ERR_HEADER, OK_HEADER};
 use crate::streamed_event::{BinlogEvent, EventGtid, StreamedEvent};
+use crate::transaction_payload_event::TransactionPayloadEvent;
 
 /// LOG_EVENT_ARTIFICIAL_F: the event was made up for this stream.
 const ARTIFICIAL_FLAG: u16 = 0x20;
@@ -54,7 +55,7 @@ enum Group {
     Transaction,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamDecoder {
     addr: String,
     semi_sync: bool,
@@ -138,7 +139,11 @@ impl StreamDecoder {
                 None => guess_checksum(&raw),
             },
         };
-        raw.verify(checksum).map_err(|e| bad(self, e))?;
+        // from_event checked a FORMAT_DESCRIPTION's CRC32 already, with
+        // BINLOG_IN_USE cleared as the server computed it.
+        if ty != EventType::FormatDescription {
+            raw.verify(checksum).map_err(|e| bad(self, e))?;
+        }
         let body = raw.body(checksum).map_err(|e| bad(self, e))?;
         let artificial = header.flags & ARTIFICIAL_FLAG != 0 || header.log_pos == 0;
 
@@ -179,9 +184,20 @@ impl StreamDecoder {
                 gtid = Some(EventGtid::Mysql(ev.gtid));
                 self.group = Group::AfterMysqlGtid;
             }
-            // No GTID we can name (tagged GTIDs are not modelled yet), but a group starts.
-            EventType::AnonymousGtid | EventType::MysqlGtidTagged => {
+            // gtid_mode=OFF: a group starts, with no GTID to track.
+            EventType::AnonymousGtid => {
                 self.group = Group::AfterMysqlGtid;
+            }
+            // Archiving a tagged transaction without its GTID would leave
+            // it out of the resume set: a reconnect would archive it twice.
+            EventType::MysqlGtidTagged => {
+                return Err(MysqlError::Unsupported {
+                    addr: self.addr.clone(),
+                    reason: format!(
+                        "it wrote a tagged GTID (GTID_TAGGED_LOG_EVENT, MySQL 8.3+) at {}:{}, and instarec tracks untagged GTIDs only; commit without a tag (gtid_next AUTOMATIC, not AUTOMATIC:<tag>) on this primary",
+                        self.file, header.log_pos
+                    ),
+                });
             }
             EventType::Query => {
                 let q = QueryEvent::parse(body).map_err(|e| bad(self, e))?;
@@ -195,9 +211,15 @@ impl StreamDecoder {
                     Group::Transaction => (Group::Transaction, false),
                 };
             }
-            // The whole MySQL transaction, compressed; its inner events are
-            // never decompressed here, so never archived twice.
-            EventType::Xid | EventType::XaPrepare | EventType::TransactionPayload => {
+            EventType::Xid | EventType::XaPrepare => {
+                self.group = Group::Outside;
+                ends = true;
+            }
+            // The whole MySQL transaction, compressed. Only its header is
+            // read (the payload must be whole); the events inside are never
+            // decompressed, so never archived twice.
+            EventType::TransactionPayload => {
+                TransactionPayloadEvent::parse(body).map_err(|e| bad(self, e))?;
                 self.group = Group::Outside;
                 ends = true;
             }
@@ -284,6 +306,7 @@ fn guess_checksum(raw: &RawEvent) -> BinlogChecksum {
 mod tests {
     use super::*;
     use crate::format_description_event::FormatDescriptionEvent;
+    use crate::testdata;
     use bytes::{BufMut, BytesMut};
 
     fn header(event_type: EventType, log_pos: u32, flags: u16) -> EventHeader {
@@ -455,11 +478,15 @@ mod tests {
         assert!(decode_event(&mut d, &query("DROP TABLE t", 600)).ends_transaction);
         // A compressed transaction is whole in one event; nothing inside it is yielded.
         decode_event(&mut d, &crc(EventType::MysqlGtid, 700, 0, &body));
-        let payload = decode_event(
-            &mut d,
-            &crc(EventType::TransactionPayload, 900, 0, &[1, 2, 3]),
-        );
+        // payload_size 3, end mark, then the 3 payload bytes.
+        let whole = [0x01, 0x01, 0x03, 0x00, 7, 8, 9];
+        let payload = decode_event(&mut d, &crc(EventType::TransactionPayload, 900, 0, &whole));
         assert!(payload.ends_transaction);
+        // A payload shorter than its header says is refused, not archived.
+        decode_event(&mut d, &crc(EventType::MysqlGtid, 1000, 0, &body));
+        let cut = crc(EventType::TransactionPayload, 1100, 0, &whole[..6]);
+        let err = d.decode(packet(&cut)).unwrap_err();
+        assert!(err.to_string().contains("payload_size 3"), "{err}");
     }
 
     #[test]
@@ -511,5 +538,158 @@ mod tests {
         let mut p = vec![0x00, 0xef, 0x01];
         p.extend_from_slice(&xid.bytes);
         assert!(plain.decode(p.into()).is_err());
+    }
+
+    /// Streams `bytes`, a real binlog file named `name`, the way a MySQL
+    /// primary sends it after COM_BINLOG_DUMP_GTID; every decoded event.
+    /// On the way, every shorter prefix of every packet must be an error.
+    fn stream_file(bytes: &'static [u8], name: &str) -> Vec<BinlogEvent> {
+        let file = testdata::parse(bytes);
+        let mut d = StreamDecoder::new("mysql8:3306", false);
+        let mut out = Vec::new();
+        for packet in testdata::dump_packets(&file, name) {
+            for cut in 0..packet.len() {
+                let mut probe = d.clone();
+                assert!(probe.decode(packet.slice(..cut)).is_err(), "cut at {cut}");
+            }
+            match d.decode(packet).unwrap() {
+                Decoded::Event(StreamedEvent::Event(e)) => out.push(e),
+                other => panic!("{other:?}"),
+            }
+        }
+        out
+    }
+
+    /// The streamed events are the file's events byte for byte, each
+    /// named by file and position, after the artificial Rotate.
+    fn assert_stream_is_the_file(bytes: &'static [u8], name: &str, events: &[BinlogEvent]) {
+        let file = testdata::parse(bytes);
+        assert_eq!(events.len(), file.events.len() + 1);
+        assert!(events[0].artificial);
+        assert_eq!(events[0].file, name);
+        for (streamed, raw) in events[1..].iter().zip(&file.events) {
+            assert_eq!(&streamed.raw, raw);
+            assert_eq!(streamed.file, name);
+            assert!(!streamed.artificial);
+        }
+    }
+
+    /// (GTID, log_pos of the event that ends its group) per group, and
+    /// checks nothing outside a group ends one.
+    fn groups(events: &[BinlogEvent]) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        let mut open: Option<String> = None;
+        for e in events {
+            if matches!(
+                e.event_type(),
+                EventType::MysqlGtid | EventType::AnonymousGtid
+            ) {
+                assert!(open.is_none(), "a group starts inside another");
+                open = Some(e.gtid.map_or("anonymous".into(), |g| g.to_string()));
+            }
+            if e.ends_transaction {
+                let gtid = open.take().expect("a group ends that never started");
+                out.push((gtid, e.log_pos()));
+            }
+        }
+        assert!(open.is_none(), "the last group never ended");
+        out
+    }
+
+    #[test]
+    fn a_real_mysql_8_stream_yields_the_file_and_its_transactions() {
+        let events = stream_file(testdata::MYSQL_8_0_26, "binlog.000001");
+        assert_stream_is_the_file(testdata::MYSQL_8_0_26, "binlog.000001", &events);
+        let sid = "97c7af02-4c50-11ec-acd8-681842034964";
+        // Two DDLs end at their statement, three row transactions at XID.
+        assert_eq!(
+            groups(&events),
+            [
+                (format!("{sid}:1"), 491),
+                (format!("{sid}:2"), 787),
+                (format!("{sid}:3"), 1120),
+                (format!("{sid}:4"), 1438),
+                (format!("{sid}:5"), 1787),
+            ]
+        );
+        assert!(events
+            .iter()
+            .filter(|e| e.gtid.is_some())
+            .all(|e| matches!(e.gtid, Some(EventGtid::Mysql(_)))));
+        let last = events.last().unwrap();
+        assert_eq!(last.event_type(), EventType::Stop);
+        assert_eq!(last.position().to_string(), "binlog.000001:1810");
+
+        let events = stream_file(testdata::MYSQL_8_0_28, "binlog.000007");
+        assert_stream_is_the_file(testdata::MYSQL_8_0_28, "binlog.000007", &events);
+        let ends: Vec<u32> = groups(&events).into_iter().map(|(_, end)| end).collect();
+        assert_eq!(ends, [493, 791, 1560, 2659, 3331]);
+    }
+
+    #[test]
+    fn a_compressed_mysql_transaction_is_one_opaque_event() {
+        let name = "binlog.000042";
+        let events = stream_file(testdata::MYSQL_8_0_32_COMPRESSED, name);
+        assert_stream_is_the_file(testdata::MYSQL_8_0_32_COMPRESSED, name, &events);
+        // ANONYMOUS_GTID + TRANSACTION_PAYLOAD is the whole transaction: the
+        // payload ends it and nothing from inside it is yielded.
+        assert_eq!(groups(&events), [("anonymous".to_string(), 431)]);
+        let types: Vec<EventType> = events.iter().map(BinlogEvent::event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::Rotate,
+                EventType::FormatDescription,
+                EventType::PreviousGtids,
+                EventType::AnonymousGtid,
+                EventType::TransactionPayload,
+                EventType::Rotate,
+            ]
+        );
+        let payload = &events[4];
+        assert_eq!(payload.raw.bytes.len(), 157);
+        payload.raw.verify_crc32().unwrap();
+        // Its body still holds the zstd frame (magic 28 b5 2f fd) MySQL wrote.
+        let body = payload.raw.body(BinlogChecksum::Crc32).unwrap();
+        assert!(body.windows(4).any(|w| w == [0x28, 0xb5, 0x2f, 0xfd]));
+        // The real Rotate at the end is in this file; the next one follows.
+        assert_eq!(events[5].file, name);
+        assert!(!events[5].artificial);
+    }
+
+    #[test]
+    fn a_tagged_gtid_is_refused_by_name() {
+        let file = testdata::parse(testdata::MYSQL_9_6_TAGGED);
+        let mut d = StreamDecoder::new("mysql96:3306", false);
+        let mut packets = testdata::dump_packets(&file, "binlog.000004").into_iter();
+        for packet in packets.by_ref().take(3) {
+            d.decode(packet).unwrap(); // Rotate, FORMAT_DESCRIPTION, PREVIOUS_GTIDS
+        }
+        let err = d.decode(packets.next().unwrap()).unwrap_err();
+        assert!(matches!(err, MysqlError::Unsupported { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("mysql96:3306"), "{text}");
+        assert!(text.contains("tagged GTID"), "{text}");
+        assert!(text.contains("binlog.000004:328"), "{text}");
+    }
+
+    #[test]
+    fn the_truncated_fixture_as_a_packet_is_an_event_error() {
+        // The 10 header bytes after the truncated file's magic, as a packet.
+        let mut packet = vec![0x00];
+        packet.extend_from_slice(&testdata::TRUNCATED[4..]);
+        let err = StreamDecoder::new("mysql8:3306", false)
+            .decode(packet.into())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MysqlError::Event {
+                    source: EventError::TruncatedHeader { len: 10 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

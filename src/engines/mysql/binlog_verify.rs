@@ -1,21 +1,25 @@
 //! The binlog half of `instarec archive verify`: per epoch and file, the
 //! chunks tile the file from its FORMAT_DESCRIPTION on without gap or
 //! overlap; every chunk is whole events whose log_pos chain and CRC32 hold;
-//! MariaDB GTIDs go up by exactly one per domain in stream order; and each
-//! chunk's index says what the chunk holds.
+//! GTIDs continue without a gap or a repeat in stream order (MariaDB per
+//! domain, MySQL per server uuid: gtid_sequence.rs); and each chunk's index
+//! says what the chunk holds.
 //!
 //! A file's first archived offset may lie past its FORMAT_DESCRIPTION only
 //! in the first file of an epoch: a shipper may start mid-file there.
+
+mod gtid_sequence;
 
 use super::index::ChunkIndex;
 use super::layout::{self, BinlogKey, IndexKey};
 use crate::archive::{Archive, ArchiveError, Epoch};
 use bytes::Bytes;
+use gtid_sequence::{GtidSequence, SequenceBreak};
 use instarec_mysql::format_description_event::FormatDescriptionEvent;
 use instarec_mysql::mariadb_gtid_event::MariadbGtidEvent;
+use instarec_mysql::mysql_gtid_event::MysqlGtidEvent;
 use instarec_mysql::{
-    BinlogChecksum, EventHeader, EventType, MariadbGtid, MariadbGtidPos, MariadbGtidRange,
-    RawEvent, EVENT_HEADER_LEN,
+    BinlogChecksum, EventGtid, EventHeader, EventType, RawEvent, EVENT_HEADER_LEN,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,7 +64,8 @@ struct ChunkRef {
 #[derive(Debug, Default)]
 struct ChunkScan {
     events: u64,
-    gtids: Vec<MariadbGtid>,
+    /// The GTIDs that start the chunk's transactions, in order.
+    gtids: Vec<EventGtid>,
     /// The first framing, position or checksum error, if any.
     error: Option<String>,
 }
@@ -110,7 +115,7 @@ pub async fn verify_binlog(archive: &Archive) -> Result<BinlogReport, ArchiveErr
         let mut names: Vec<String> = files.keys().cloned().collect();
         names.sort_by(|a, b| layout::compare_files(a, b));
         // GTIDs continue across files; each epoch is its own primary's history.
-        let mut pos = MariadbGtidPos::new();
+        let mut seq = GtidSequence::default();
         for (n, file) in names.iter().enumerate() {
             report.files += 1;
             let mut chunks = files[file].clone();
@@ -141,9 +146,9 @@ pub async fn verify_binlog(archive: &Archive) -> Result<BinlogReport, ArchiveErr
                 let scan = scan_chunk(archive, chunk, checksum, &mut report.faults).await?;
                 let Some(scan) = scan else { continue };
                 report.events += scan.events;
-                check_gtids(&chunk.key, &scan.gtids, &mut pos, &mut report.faults);
+                check_gtids(&chunk.key, &scan.gtids, &mut seq, &mut report.faults);
                 report.faults.extend(
-                    check_index(archive, &index_key, epoch, file, chunk, &scan, &mut pos).await?,
+                    check_index(archive, &index_key, epoch, file, chunk, &scan, &mut seq).await?,
                 );
             }
         }
@@ -337,15 +342,24 @@ fn walk_events(bytes: &Bytes, first: u64, end: u64, checksum: Option<BinlogCheck
             ));
             return scan;
         }
-        if header.event_type == EventType::MariadbGtid {
-            let cs = checksum.unwrap_or(BinlogChecksum::Off);
-            match MariadbGtidEvent::from_event(&event, cs) {
-                Ok(g) => scan.gtids.push(g.gtid(header.server_id)),
-                Err(e) => {
-                    scan.error = Some(format!("GTID event at offset {offset}: {e}"));
-                    return scan;
-                }
+        let cs = checksum.unwrap_or(BinlogChecksum::Off);
+        let gtid = match header.event_type {
+            EventType::MariadbGtid => Some(
+                MariadbGtidEvent::from_event(&event, cs)
+                    .map(|g| EventGtid::Mariadb(g.gtid(header.server_id))),
+            ),
+            EventType::MysqlGtid => {
+                Some(MysqlGtidEvent::from_event(&event, cs).map(|g| EventGtid::Mysql(g.gtid)))
             }
+            _ => None,
+        };
+        match gtid {
+            Some(Ok(g)) => scan.gtids.push(g),
+            Some(Err(e)) => {
+                scan.error = Some(format!("GTID event at offset {offset}: {e}"));
+                return scan;
+            }
+            None => {}
         }
         scan.events += 1;
         at += size;
@@ -353,45 +367,29 @@ fn walk_events(bytes: &Bytes, first: u64, end: u64, checksum: Option<BinlogCheck
     scan
 }
 
-/// Each domain's seq_no goes up by exactly one, continuing `pos`.
+/// The chunk's GTIDs continue `seq` (see gtid_sequence.rs).
 fn check_gtids(
     key: &str,
-    gtids: &[MariadbGtid],
-    pos: &mut MariadbGtidPos,
+    gtids: &[EventGtid],
+    seq: &mut GtidSequence,
     faults: &mut Vec<BinlogFault>,
 ) {
     for g in gtids {
-        let Some(prev) = pos.get(g.domain_id).copied() else {
-            let _ = pos.advance(*g);
-            continue;
+        let message = match seq.follow(g) {
+            None => continue,
+            Some(SequenceBreak::Repeat { gtid, held }) => format!(
+                "GTID {gtid} is archived twice or out of order (the stream is already at {held}); the chunk repeats transactions: delete the stray chunk or re-ship the file"
+            ),
+            Some(SequenceBreak::Gap { missing, gtid, held }) => format!(
+                "GTIDs {missing} are missing before {gtid} (the archive holds up to {held} before this chunk); {RESHIP}"
+            ),
         };
-        if g.seq_no <= prev.seq_no {
-            faults.push(BinlogFault::new(
-                key,
-                format!("GTID {g} is archived twice or out of order (the stream is already at {prev}); the chunk repeats transactions: delete the stray chunk or re-ship the file"),
-            ));
-            continue;
-        }
-        if g.seq_no > prev.seq_no + 1 {
-            let missing = MariadbGtidRange {
-                domain_id: g.domain_id,
-                first_seq_no: prev.seq_no + 1,
-                last: MariadbGtid {
-                    seq_no: g.seq_no - 1,
-                    ..*g
-                },
-            };
-            faults.push(BinlogFault::new(
-                key,
-                format!("GTIDs {missing} are missing before {g} (the archive holds up to {prev} before this chunk); {RESHIP}"),
-            ));
-        }
-        let _ = pos.advance(*g);
+        faults.push(BinlogFault::new(key, message));
     }
 }
 
 /// The chunk's index must describe the chunk; its gtid_pos_after also
-/// seeds domains the epoch hasn't logged yet.
+/// seeds the domains or server uuids the epoch has not logged yet.
 async fn check_index(
     archive: &Archive,
     key: &str,
@@ -399,7 +397,7 @@ async fn check_index(
     file: &str,
     chunk: &ChunkRef,
     scan: &ChunkScan,
-    pos: &mut MariadbGtidPos,
+    seq: &mut GtidSequence,
 ) -> Result<Vec<BinlogFault>, ArchiveError> {
     let fault = |m: String| {
         vec![BinlogFault::new(key, format!("{m}; the index can't be trusted: re-run `instarec ship` to rewrite it, or {RESHIP}"))]
@@ -428,35 +426,18 @@ async fn check_index(
             index.events, scan.events
         ));
     }
-    if index.flavor == "mariadb" {
-        let first = scan.gtids.first().map(|g| g.to_string());
-        let last = scan.gtids.last().map(|g| g.to_string());
-        if index.first_gtid != first || index.last_gtid != last {
-            wrong.push(format!(
-                "it says GTIDs {:?}..{:?}, the chunk holds {first:?}..{last:?}",
-                index.first_gtid, index.last_gtid
-            ));
-        }
-        match index.gtid_pos_after.parse::<MariadbGtidPos>() {
-            Ok(after) => {
-                for g in pos.iter() {
-                    if after.get(g.domain_id).map(|a| a.seq_no) != Some(g.seq_no) {
-                        wrong.push(format!(
-                            "gtid_pos_after {} disagrees with the stream, which is at {g}",
-                            index.gtid_pos_after
-                        ));
-                        break;
-                    }
-                }
-                if wrong.is_empty() {
-                    let seen: Vec<MariadbGtid> = pos.iter().copied().collect();
-                    *pos = after.iter().copied().chain(seen).collect();
-                }
-            }
-            Err(e) => wrong.push(format!(
-                "gtid_pos_after {:?} is not a MariaDB GTID position: {e}",
-                index.gtid_pos_after
-            )),
+    let first = scan.gtids.first().map(|g| g.to_string());
+    let last = scan.gtids.last().map(|g| g.to_string());
+    if index.first_gtid != first || index.last_gtid != last {
+        wrong.push(format!(
+            "it says GTIDs {:?}..{:?}, the chunk holds {first:?}..{last:?}",
+            index.first_gtid, index.last_gtid
+        ));
+    }
+    // Seeds the sequence only from an index that is otherwise right.
+    if wrong.is_empty() {
+        if let Err(e) = seq.agree_with_index(&index.flavor, &index.gtid_pos_after) {
+            wrong.push(e);
         }
     }
     if wrong.is_empty() {
@@ -473,28 +454,139 @@ async fn check_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::{ArchiveSettings, Engine};
+    use crate::engines::mysql::chunk_buffer::tests::{
+        mysql_start, streamed, MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
+    };
+    use instarec_mysql::MariadbGtid;
 
-    fn gtid(seq_no: u64) -> MariadbGtid {
-        MariadbGtid {
+    fn gtid(seq_no: u64) -> EventGtid {
+        EventGtid::Mariadb(MariadbGtid {
             domain_id: 0,
             server_id: 1,
             seq_no,
-        }
+        })
     }
 
     #[test]
     fn a_gap_names_the_missing_gtids_and_a_repeat_is_a_fault() {
-        let mut pos = MariadbGtidPos::new();
+        let mut seq = GtidSequence::default();
         let mut faults = Vec::new();
-        check_gtids("a", &[gtid(1), gtid(2)], &mut pos, &mut faults);
+        check_gtids("a", &[gtid(1), gtid(2)], &mut seq, &mut faults);
         assert!(faults.is_empty());
-        check_gtids("b", &[gtid(6)], &mut pos, &mut faults);
+        check_gtids("b", &[gtid(6)], &mut seq, &mut faults);
         assert_eq!(faults.len(), 1);
         assert_eq!(faults[0].key, "b");
         assert!(faults[0].message.contains("0-1-[3..5]"), "{:?}", faults[0]);
-        check_gtids("c", &[gtid(6)], &mut pos, &mut faults);
+        check_gtids("c", &[gtid(6)], &mut seq, &mut faults);
         assert_eq!(faults.len(), 2);
         assert!(faults[1].message.contains("twice"), "{:?}", faults[1]);
+    }
+
+    #[test]
+    fn a_real_mysql_8_chunk_walks_with_its_gtids_and_a_gapped_sequence_is_named() {
+        // PREVIOUS_GTIDS through STOP of a MySQL 8.0.26 binlog.
+        let chunk = Bytes::from_static(&MYSQL_8_0_26[125..]);
+        let scan = walk_events(&chunk, 125, 1810, Some(BinlogChecksum::Crc32));
+        assert_eq!((scan.events, scan.error), (21, None));
+        let gtids: Vec<String> = scan.gtids.iter().map(|g| g.to_string()).collect();
+        let expected: Vec<String> = (1..=5).map(|n| format!("{SID_8_0_26}:{n}")).collect();
+        assert_eq!(gtids, expected);
+
+        let mut seq = GtidSequence::default();
+        let mut faults = Vec::new();
+        check_gtids("whole", &scan.gtids, &mut seq, &mut faults);
+        assert!(faults.is_empty(), "{faults:?}");
+        // The same transactions with :2 and :3 left out, then :5 again.
+        let mut seq = GtidSequence::default();
+        let gapped = [scan.gtids[0], scan.gtids[3], scan.gtids[4], scan.gtids[4]];
+        check_gtids("gapped", &gapped, &mut seq, &mut faults);
+        assert_eq!(faults.len(), 2, "{faults:?}");
+        assert!(
+            faults[0].message.contains(&format!(
+                "GTIDs {SID_8_0_26}:2-3 are missing before {SID_8_0_26}:4"
+            )),
+            "{faults:?}"
+        );
+        assert!(faults[1].message.contains("archived twice"), "{faults:?}");
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A memory archive holding what the shipper's ChunkBuffer makes of
+    /// real MySQL binlogs, cutting after every event.
+    async fn shipped(files: &[(&'static [u8], &str)]) -> Archive {
+        let archive = Archive::open(&ArchiveSettings::new("memory://")).unwrap();
+        let (archive, _) = archive
+            .open_cluster(Engine::Mysql, "mysql8-fixture")
+            .await
+            .unwrap();
+        let mut buffer = mysql_start();
+        for (bytes, name) in files {
+            for event in streamed(bytes, name) {
+                buffer.push(event).unwrap();
+                if let Some(cut) = buffer.cut() {
+                    for (key, payload) in cut.objects {
+                        archive.put(&key, payload).await.unwrap();
+                    }
+                }
+            }
+        }
+        archive
+    }
+
+    #[test]
+    fn a_shipped_mysql_8_archive_verifies_and_a_lost_chunk_names_its_gtids() {
+        runtime().block_on(async {
+            let archive = shipped(&[
+                (MYSQL_8_0_26, "binlog.000001"),
+                (MYSQL_8_0_32_COMPRESSED, "binlog.000002"),
+            ])
+            .await;
+            let report = verify_binlog(&archive).await.unwrap();
+            assert!(report.faults.is_empty(), "{:?}", report.faults);
+            assert_eq!((report.epochs, report.files), (1, 2));
+            assert_eq!(report.events, 21 + 4);
+
+            // Lose the transaction 97c7af02-…:3 (bytes [787, 1120)) for good.
+            let file = "binlog.000001";
+            archive
+                .delete(&layout::chunk_key(Epoch(1), file, 787, 1120))
+                .await
+                .unwrap();
+            archive
+                .delete(&layout::index_key(Epoch(1), file, 787))
+                .await
+                .unwrap();
+            let report = verify_binlog(&archive).await.unwrap();
+            let messages: Vec<&str> = report.faults.iter().map(|f| f.message.as_str()).collect();
+            let after = layout::chunk_key(Epoch(1), file, 1120, 1438);
+            let fault = report
+                .faults
+                .iter()
+                .find(|f| f.key == after)
+                .unwrap_or_else(|| panic!("no fault on {after}: {messages:?}"));
+            assert!(
+                fault.message.contains(&format!(
+                    "GTIDs {SID_8_0_26}:3 are missing before {SID_8_0_26}:4"
+                )),
+                "{}",
+                fault.message
+            );
+            let hole = layout::chunk_key(Epoch(1), file, 787, 1120);
+            assert!(
+                report
+                    .faults
+                    .iter()
+                    .any(|f| f.key == hole && f.message.contains("missing between")),
+                "{messages:?}"
+            );
+        });
     }
 
     fn event(end: u32, len: usize) -> Vec<u8> {

@@ -293,9 +293,14 @@ impl ChunkBuffer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use instarec_mysql::{BinlogChecksum, EventHeader, MariadbGtid, MariadbGtidPos, RawEvent};
+    use instarec_mysql::relay::fake_rotate;
+    use instarec_mysql::stream_decoder::{Decoded, StreamDecoder};
+    use instarec_mysql::{
+        BinlogChecksum, BinlogFile, EventHeader, MariadbGtid, MariadbGtidPos, MysqlGtidSet,
+        RawEvent, StreamedEvent,
+    };
 
     const FILE: &str = "mysql-bin.000001";
 
@@ -340,19 +345,17 @@ mod tests {
         e
     }
 
+    /// A buffer for epoch 1 at the very start, in `gtid`'s flavour.
+    fn start_with(gtid: GtidState) -> ChunkBuffer {
+        let at = BinlogPosition {
+            file: String::new(),
+            pos: 0,
+        };
+        ChunkBuffer::new(Epoch(1), BinlogPoint { gtid, at }, HashSet::new(), None)
+    }
+
     fn start() -> ChunkBuffer {
-        ChunkBuffer::new(
-            Epoch(1),
-            BinlogPoint {
-                gtid: GtidState::Mariadb(MariadbGtidPos::new()),
-                at: BinlogPosition {
-                    file: String::new(),
-                    pos: 0,
-                },
-            },
-            HashSet::new(),
-            None,
-        )
+        start_with(GtidState::Mariadb(MariadbGtidPos::new()))
     }
 
     #[test]
@@ -456,5 +459,155 @@ mod tests {
         b.push(gtid_ev(411, 2)).unwrap();
         b.push(xid(442)).unwrap();
         assert_eq!(b.cut().unwrap().ack, None);
+    }
+
+    /// Real MySQL binlogs (drivers/mysql/testdata/README.md says where
+    /// each is from): 8.0.26 with GTIDs 97c7af02-…:1-5, and 8.0.32 with
+    /// one compressed anonymous transaction.
+    pub(crate) const MYSQL_8_0_26: &[u8] =
+        include_bytes!("../../../drivers/mysql/testdata/mysql-8.0.26-gtid.bin");
+    pub(crate) const MYSQL_8_0_32_COMPRESSED: &[u8] =
+        include_bytes!("../../../drivers/mysql/testdata/mysql-8.0.32-transaction-compression.bin");
+    pub(crate) const SID_8_0_26: &str = "97c7af02-4c50-11ec-acd8-681842034964";
+
+    /// `bytes`, a binlog file named `name`, as `MysqlSource` receives it:
+    /// the packets a MySQL primary sends after COM_BINLOG_DUMP_GTID (the
+    /// artificial Rotate, then each event), through the driver's decoder.
+    pub(crate) fn streamed(bytes: &'static [u8], name: &str) -> Vec<BinlogEvent> {
+        let file = BinlogFile::parse(Bytes::from_static(bytes)).unwrap();
+        let start = BinlogPosition::new(name, 4).unwrap();
+        let rotate = fake_rotate(file.events[0].header.server_id, &start, file.checksum());
+        let mut decoder = StreamDecoder::new("mysql8:3306", false);
+        std::iter::once(&rotate)
+            .chain(&file.events)
+            .map(|e| {
+                let mut packet = BytesMut::from(&[0u8][..]);
+                packet.extend_from_slice(&e.bytes);
+                match decoder.decode(packet.freeze()).unwrap() {
+                    Decoded::Event(StreamedEvent::Event(e)) => e,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn mysql_start() -> ChunkBuffer {
+        start_with(GtidState::Mysql(MysqlGtidSet::new()))
+    }
+
+    /// The (index, chunk bytes) pairs of `objects`, in file order.
+    fn chunks(objects: &[(String, Bytes)]) -> Vec<(ChunkIndex, Bytes)> {
+        let mut out: Vec<(ChunkIndex, Bytes)> = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(layout::INDEX_PREFIX))
+            .map(|(k, b)| {
+                let index = ChunkIndex::parse(k, b).unwrap();
+                let chunk = objects.iter().find(|(c, _)| *c == index.chunk).unwrap();
+                (index, chunk.1.clone())
+            })
+            .collect();
+        out.sort_by_key(|(i, _)| i.first_pos);
+        out
+    }
+
+    #[test]
+    fn a_real_mysql_8_binlog_is_one_chunk_with_its_gtids_times_and_positions() {
+        let file = "binlog.000001";
+        let mut b = mysql_start();
+        for e in streamed(MYSQL_8_0_26, file) {
+            b.push(e).unwrap();
+        }
+        let cut = b.cut().unwrap();
+        assert_eq!(
+            cut.upto.to_string(),
+            format!("{SID_8_0_26}:1-5"),
+            "@@gtid_executed notation"
+        );
+        assert_eq!(cut.upto.at.to_string(), "binlog.000001:1810");
+        let format = &cut.objects[0];
+        assert_eq!(format.0, layout::format_key(Epoch(1), file));
+        assert_eq!(&format.1[..], &MYSQL_8_0_26[4..125]);
+        let [(index, chunk)] = &chunks(&cut.objects)[..] else {
+            panic!("one chunk expected")
+        };
+        // PREVIOUS_GTIDS through STOP, byte for byte.
+        assert_eq!(&chunk[..], &MYSQL_8_0_26[125..]);
+        assert_eq!(
+            (index.file.as_str(), index.first_pos, index.end_pos),
+            (file, 125, 1810)
+        );
+        assert_eq!(index.flavor, "mysql");
+        assert_eq!(index.first_gtid, Some(format!("{SID_8_0_26}:1")));
+        assert_eq!(index.last_gtid, Some(format!("{SID_8_0_26}:5")));
+        assert_eq!(index.gtid_pos_after, format!("{SID_8_0_26}:1-5"));
+        // PREVIOUS_GTIDS was written at 1637666960, the STOP at 1637667274.
+        assert_eq!((index.first_ts, index.last_ts), (1637666960, 1637667274));
+        assert_eq!(index.events, 21);
+    }
+
+    #[test]
+    fn cutting_after_every_event_never_splits_a_mysql_transaction() {
+        let events = streamed(MYSQL_8_0_26, "binlog.000001");
+        let mut b = mysql_start();
+        let mut objects = Vec::new();
+        let mut upto = Vec::new();
+        for e in events {
+            b.push(e).unwrap();
+            if let Some(cut) = b.cut() {
+                upto.push(cut.upto.to_string());
+                objects.extend(cut.objects);
+            }
+        }
+        let chunks = chunks(&objects);
+        // Where a transaction (or an event outside one) ends.
+        let edges = [125, 156, 491, 787, 1120, 1438, 1787, 1810];
+        let mut joined = Vec::new();
+        let mut last_gtids = Vec::new();
+        for (index, chunk) in &chunks {
+            assert!(edges.contains(&index.first_pos), "{index:?}");
+            assert!(edges.contains(&index.end_pos), "{index:?}");
+            joined.extend_from_slice(chunk);
+            last_gtids.extend(index.last_gtid.clone());
+        }
+        assert_eq!(&joined[..], &MYSQL_8_0_26[125..]);
+        let gtids: Vec<String> = (1..=5).map(|n| format!("{SID_8_0_26}:{n}")).collect();
+        assert_eq!(last_gtids, gtids);
+        assert_eq!(upto.last().unwrap(), &format!("{SID_8_0_26}:1-5"));
+        assert!(upto.contains(&format!("{SID_8_0_26}:1-3")));
+    }
+
+    #[test]
+    fn a_compressed_mysql_transaction_is_archived_whole_and_once() {
+        let mut b = mysql_start();
+        let mut pending = Vec::new();
+        for e in streamed(MYSQL_8_0_32_COMPRESSED, "binlog.000042") {
+            let ty = e.event_type();
+            pending.push((ty, b.push(e).unwrap()));
+        }
+        assert_eq!(
+            pending,
+            [
+                (EventType::Rotate, Pushed::Skipped),
+                (EventType::FormatDescription, Pushed::Completed),
+                (EventType::PreviousGtids, Pushed::Completed),
+                (EventType::AnonymousGtid, Pushed::Pending),
+                (EventType::TransactionPayload, Pushed::Completed),
+                (EventType::Rotate, Pushed::Completed),
+            ]
+        );
+        let cut = b.cut().unwrap();
+        let [(index, chunk)] = &chunks(&cut.objects)[..] else {
+            panic!("one chunk expected")
+        };
+        assert_eq!(&chunk[..], &MYSQL_8_0_32_COMPRESSED[126..]);
+        assert_eq!(
+            (index.first_pos, index.end_pos, index.events),
+            (126, 475, 4)
+        );
+        assert_eq!(
+            (index.first_gtid.as_deref(), index.last_gtid.as_deref()),
+            (None, None)
+        );
+        assert_eq!(cut.upto.at.to_string(), "binlog.000042:475");
     }
 }

@@ -296,4 +296,30 @@ mod tests {
         assert_eq!(Command::parse(b"\x02db").unwrap(), Command::Other(2));
         assert!(Command::parse(b"").is_err());
     }
+
+    /// A MySQL replica auto-positioning with the set a real MySQL 8.0.40
+    /// binlog starts with: the relay reads the set back. (The relay serves
+    /// MariaDB replicas end to end; serving MySQL replicas is not built.)
+    #[test]
+    fn binlog_dump_gtid_with_a_real_previous_gtids_set_parses() {
+        use crate::event_type::EventType;
+        use crate::testdata;
+        let file = testdata::parse(testdata::MYSQL_8_0_40_PREVIOUS_GTIDS);
+        let previous = testdata::events_of(&file, EventType::PreviousGtids)[0];
+        let executed = MysqlGtidSet::parse(previous.body(file.checksum()).unwrap()).unwrap();
+        let mut buf = BytesMut::new();
+        BinlogDumpGtid {
+            server_id: 3,
+            executed: executed.clone(),
+        }
+        .encode(&mut buf);
+        let Command::BinlogDumpGtid(request) = Command::parse(&buf).unwrap() else {
+            panic!("not a COM_BINLOG_DUMP_GTID")
+        };
+        assert_eq!(request.server_id, 3);
+        assert_eq!(
+            request.executed.unwrap().to_string(),
+            "b9b88c66-0755-11f1-9899-4a9da94c4d71:1-2"
+        );
+    }
 }
