@@ -1,13 +1,27 @@
 //! `instarec demo`: ship, back up, stand by, crash, promote, report — on
-//! this machine, in a temp dir, in about a minute.
+//! this machine, in a temp dir, in well under a minute.
 
+use super::signals::shutdown_on_signal;
 use super::Context;
-use crate::demo::{self, DemoOptions};
+use crate::demo::{self, DemoEngine, DemoOptions, DemoOutcome};
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Engine {
+    /// PostgreSQL (initdb and postgres 15 or newer)
+    Postgres,
+    /// MariaDB, also spelled `mariadb` (mariadbd, mariadb-install-db and
+    /// mariabackup 10.11 or newer)
+    #[value(alias = "mariadb")]
+    Mysql,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Which database to run the story on
+    #[arg(long, value_enum, default_value = "postgres")]
+    pub engine: Engine,
     /// Keep everything in this directory instead of a temp dir
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -27,32 +41,77 @@ pub struct Args {
 
 pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
     let json = args.json;
-    let outcome = demo::run(
-        DemoOptions {
-            dir: args.dir,
-            keep: args.keep,
-            write_for: args.write_for,
-            planned: args.planned,
+    let opts = DemoOptions {
+        engine: match args.engine {
+            Engine::Postgres => DemoEngine::Postgres,
+            Engine::Mysql => DemoEngine::Mysql,
         },
-        |line| {
-            if !json {
-                println!("{line}");
+        dir: args.dir,
+        keep: args.keep,
+        write_for: args.write_for,
+        planned: args.planned,
+    };
+    let say = |line: &str| {
+        if !json {
+            println!("{line}");
+        }
+    };
+    let keep_dir = args.keep || opts.dir.is_some();
+    let interrupted = shutdown_on_signal("demo");
+    // Dropping the demo on a signal stops its servers and children and
+    // removes its temp dir (unless kept).
+    let outcome = tokio::select! {
+        outcome = demo::run(opts, say) => outcome.map_err(|e| {
+            if keep_dir {
+                e
+            } else {
+                e.context("the demo failed and removed its temp dir; rerun with --keep to read its logs")
             }
-        },
-    )
-    .await?;
+        })?,
+        _ = interrupted.cancelled() => {
+            anyhow::bail!("interrupted; the demo stopped its servers and cleaned up")
+        }
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
-        return Ok(());
+    } else {
+        print_summary(&outcome, args.keep);
     }
+    if !outcome.lost_commits_covered_by_rpo {
+        anyhow::bail!("the reported RPO did not cover the lost commits");
+    }
+    Ok(())
+}
+
+fn print_summary(outcome: &DemoOutcome, keep: bool) {
     let r = &outcome.promote_report;
     println!();
-    println!("promote ({}): epoch {}", r["mode"], r["epoch"]);
     println!(
-        "  RTO  {:.2} s (until the new primary took a write through the proxy)",
-        r["rto_seconds"].as_f64().unwrap_or(f64::NAN)
+        "promote ({}): epoch {}, new primary {}",
+        r["mode"].as_str().unwrap_or("?"),
+        r["epoch"],
+        r["new_primary"].as_str().unwrap_or("?")
     );
-    println!("  RPO  {} bytes, {} s", r["rpo_bytes"], r["rpo_seconds"]);
+    println!(
+        "  RTO  {:.2} s (until the new primary took a write through {})",
+        r["rto_seconds"].as_f64().unwrap_or(f64::NAN),
+        r["write_path"].as_str().unwrap_or("?")
+    );
+    // A failover only knows a lower bound of what was lost.
+    let at_least = if r["rpo_bytes_exact"] == false {
+        "at least "
+    } else {
+        ""
+    };
+    let seconds = match r["rpo_seconds"].as_f64() {
+        Some(s) => format!("{s:.3} s"),
+        None => "unknown s".into(),
+    };
+    println!("  RPO  {at_least}{} bytes, {seconds}", r["rpo_bytes"]);
+    if let Some(n) = r["rpo_transactions"].as_u64() {
+        let gtids = r["lost_gtids"].as_str().unwrap_or_default();
+        println!("       {at_least}{n} transactions {gtids}");
+    }
     if let Some(steps) = r["steps"].as_array() {
         for s in steps {
             println!(
@@ -63,20 +122,17 @@ pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
     }
     println!(
-        "ledger: {} commits acknowledged, {} missing on the new primary, {}",
+        "ledger: {} commits acknowledged, {} present on the new primary, {} missing, {}",
         outcome.acknowledged_commits,
+        outcome.present_commits,
         outcome.lost_commits,
         if outcome.lost_commits_covered_by_rpo {
-            "all within the reported RPO"
+            format!("all within the reported RPO ({seconds})")
         } else {
-            "NOT covered by the reported RPO: please report this"
+            format!("NOT covered by the reported RPO ({seconds}): please report this")
         }
     );
-    if args.keep || outcome.dir_kept {
+    if keep || outcome.dir_kept {
         println!("everything is kept in {}", outcome.dir);
     }
-    if !outcome.lost_commits_covered_by_rpo {
-        anyhow::bail!("the reported RPO did not cover the lost commits");
-    }
-    Ok(())
 }

@@ -2,6 +2,8 @@
 //! or `--json`.
 
 use super::Context;
+use crate::engines::mysql::live_status as mysql_live;
+use crate::engines::postgres::live_status as pg_live;
 use crate::exit::{CodedError, LAG_OVER_THRESHOLD};
 use crate::status;
 
@@ -19,6 +21,10 @@ pub struct Args {
     /// Exit 6 when the archive lags the primary by more than this (e.g. "5s")
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub max_lag: Option<std::time::Duration>,
+    /// MySQL/MariaDB: exit 6 when the archive lacks more than this many of
+    /// the primary's transactions
+    #[arg(long, value_name = "N")]
+    pub max_lag_transactions: Option<u64>,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
@@ -45,11 +51,18 @@ fn check_thresholds(report: &status::StatusReport, args: &Args) -> anyhow::Resul
             None => return Err(lag_error("archive lag unknown (primary unreachable or nothing archived); cannot check --max-lag-bytes".into())),
         }
     }
+    if let Some(max) = args.max_lag_transactions {
+        match report.archive_lag_transactions {
+            Some(lag) if lag <= max => {}
+            Some(lag) => return Err(lag_error(format!("archive lag {lag} transactions exceeds --max-lag-transactions {max}"))),
+            None => return Err(lag_error("archive lag in transactions unknown (primary unreachable, nothing archived, or not MySQL/MariaDB); cannot check --max-lag-transactions".into())),
+        }
+    }
     if let Some(max) = args.max_lag {
         let lag = report
             .live
             .as_ref()
-            .and_then(|l| l.archive_lag_seconds)
+            .and_then(|l| l.archive_lag_seconds())
             .or(report.archive_lag_bytes.filter(|b| *b == 0).map(|_| 0.0));
         match lag {
             Some(s) if s <= max.as_secs_f64() => {}
@@ -74,7 +87,6 @@ fn lag_error(message: String) -> anyhow::Error {
 }
 
 fn print_text(report: &status::StatusReport) {
-    let or_none = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("archive        {}", report.archive);
     println!(
         "cluster        {} {}",
@@ -88,18 +100,31 @@ fn print_text(report: &status::StatusReport) {
         or_none(report.epoch_holder.clone()),
         or_none(report.epoch_claimed_at.map(|t| t.to_rfc3339()))
     );
-    println!(
-        "archive end    {} on timeline {}",
-        or_none(report.archive_end.clone()),
-        or_none(report.timeline.map(|t| t.to_string()))
-    );
+    match &report.archive_end_binlog {
+        Some(binlog) => println!(
+            "archive end    {} ({binlog}, last event at {})",
+            or_none(report.archive_end.clone()),
+            or_none(report.archive_end_time.map(|t| t.to_rfc3339()))
+        ),
+        None => println!(
+            "archive end    {} on timeline {}",
+            or_none(report.archive_end.clone()),
+            or_none(report.timeline.map(|t| t.to_string()))
+        ),
+    }
     match &report.last_primary_position {
         Some(p) => println!(
-            "primary seen   {} at {} (archive then at {}, {} bytes behind)",
+            "primary seen   {} at {} (archive then at {}, {} behind)",
             p.primary,
             p.at.to_rfc3339(),
             p.durable,
-            or_none(report.last_known_lag_bytes.map(|b| b.to_string()))
+            match report.last_known_lag_transactions {
+                Some(n) => format!("{n} transactions"),
+                None => format!(
+                    "{} bytes",
+                    or_none(report.last_known_lag_bytes.map(|b| b.to_string()))
+                ),
+            }
         ),
         None => println!("primary seen   -"),
     }
@@ -109,31 +134,95 @@ fn print_text(report: &status::StatusReport) {
         or_none(report.newest_backup.clone()),
         or_none(report.newest_backup_stop_time.map(|t| t.to_rfc3339()))
     );
-    let Some(live) = &report.live else {
-        return;
+    match &report.live {
+        Some(status::Live::Postgres(live)) => print_postgres_live(report, live),
+        Some(status::Live::Mysql(live)) => print_mysql_live(report, live),
+        None => return,
+    }
+    let lost = match report.estimated_rpo_transactions {
+        Some(n) => format!("{n} transactions"),
+        None => format!(
+            "~{} bytes",
+            or_none(report.estimated_rpo_bytes.map(|b| b.to_string()))
+        ),
     };
-    match (&live.primary_position, &live.primary_error) {
-        (Some(p), _) => println!(
-            "primary        at {p}; archive {} bytes, {} s behind",
-            or_none(report.archive_lag_bytes.map(|b| b.to_string())),
-            or_none(live.archive_lag_seconds.map(|s| format!("{s:.3}")))
-        ),
-        (None, Some(e)) => println!("primary        unreachable: {e}"),
-        _ => {}
-    }
-    match (&live.standby_replay_position, &live.standby_error) {
-        (Some(p), _) => println!(
-            "standby        replayed {p}; {} bytes behind the archive, last commit replayed {} s ago",
-            or_none(report.standby_lag_bytes.map(|b| b.to_string())),
-            or_none(live.standby_replay_delay_seconds.map(|s| format!("{s:.1}")))
-        ),
-        (None, Some(e)) => println!("standby        unreachable: {e}"),
-        _ => {}
-    }
     println!(
-        "promote now    would lose ~{} bytes / {} s, take ~{} s",
-        or_none(report.estimated_rpo_bytes.map(|b| b.to_string())),
+        "promote now    would lose {lost} / {} s, take ~{} s",
         or_none(report.estimated_rpo_seconds.map(|s| format!("{s:.3}"))),
         or_none(report.estimated_rto_seconds.map(|s| format!("{s:.1}")))
+    );
+}
+
+fn or_none(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".into())
+}
+
+/// One server's line: what it said, or why it could not be asked.
+fn print_server(
+    label: &str,
+    position: &Option<String>,
+    error: &Option<String>,
+    seen: impl FnOnce(&str) -> String,
+) {
+    match (position, error) {
+        (Some(p), _) => println!("{label:<15}{}", seen(p)),
+        (None, Some(e)) => println!("{label:<15}unreachable: {e}"),
+        _ => {}
+    }
+}
+
+fn print_postgres_live(report: &status::StatusReport, live: &pg_live::LiveStatus) {
+    print_server(
+        "primary",
+        &live.primary_position,
+        &live.primary_error,
+        |p| {
+            format!(
+                "at {p}; archive {} bytes, {} s behind",
+                or_none(report.archive_lag_bytes.map(|b| b.to_string())),
+                or_none(live.archive_lag_seconds.map(|s| format!("{s:.3}")))
+            )
+        },
+    );
+    print_server(
+        "standby",
+        &live.standby_replay_position,
+        &live.standby_error,
+        |p| {
+            format!(
+                "replayed {p}; {} bytes behind the archive, last commit replayed {} s ago",
+                or_none(report.standby_lag_bytes.map(|b| b.to_string())),
+                or_none(live.standby_replay_delay_seconds.map(|s| format!("{s:.1}")))
+            )
+        },
+    );
+}
+
+fn print_mysql_live(report: &status::StatusReport, live: &mysql_live::LiveStatus) {
+    print_server(
+        "primary",
+        &live.primary_position,
+        &live.primary_error,
+        |p| {
+            format!(
+                "at {p} ({}); archive {} transactions, {} bytes, at most {} s behind",
+                or_none(live.primary_binlog.clone()),
+                or_none(report.archive_lag_transactions.map(|n| n.to_string())),
+                or_none(report.archive_lag_bytes.map(|b| b.to_string())),
+                or_none(live.archive_lag_seconds.map(|s| format!("{s:.3}")))
+            )
+        },
+    );
+    print_server(
+        "standby",
+        &live.standby_replay_position,
+        &live.standby_error,
+        |p| {
+            format!(
+                "applied {p}; {} transactions behind the archive, Seconds_Behind_Master {}",
+                or_none(report.standby_lag_transactions.map(|n| n.to_string())),
+                or_none(live.standby_replay_delay_seconds.map(|s| format!("{s:.0}")))
+            )
+        },
     );
 }

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context as _};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub struct InstarecChild {
@@ -14,7 +14,7 @@ impl InstarecChild {
     /// A long-running command (ship, proxy), logging to `log`.
     pub fn spawn(config: &Path, args: &[&str], log: &Path) -> anyhow::Result<Self> {
         let log = std::fs::File::create(log)?;
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(instarec_exe()?)
             .arg("--config")
             .arg(config)
             .args(args)
@@ -29,11 +29,13 @@ impl InstarecChild {
 
     /// A one-shot command; returns its stdout, fails with its log's tail.
     pub async fn run(config: &Path, args: &[&str], log: &Path) -> anyhow::Result<String> {
-        let out = tokio::process::Command::new(std::env::current_exe()?)
+        let out = tokio::process::Command::new(instarec_exe()?)
             .arg("--config")
             .arg(config)
             .args(args)
             .stdin(Stdio::null())
+            // An interrupted demo (Ctrl-C) leaves nothing running.
+            .kill_on_drop(true)
             .output()
             .await
             .with_context(|| format!("running instarec {}", args.join(" ")))?;
@@ -58,6 +60,20 @@ impl InstarecChild {
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
             let _ = child.wait();
         }
+    }
+}
+
+/// This binary. If it was replaced on disk while the demo runs (an upgrade,
+/// a rebuild), Linux reports the old path with " (deleted)": use the new
+/// binary at that path.
+fn instarec_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => Ok(exe),
     }
 }
 

@@ -1,24 +1,36 @@
-//! `instarec demo`: the whole story on one machine in about a minute — a
-//! primary shipping WAL into a local archive, a backup, a hot standby fed
-//! from the archive, the proxy in front, a crash of the primary under
-//! writes, a promote, and the RPO/RTO report checked against a ledger of
-//! acknowledged commits.
+//! `instarec demo`: the whole story on one machine in under a minute — a
+//! primary shipping its log into a local archive, a backup, a hot standby
+//! fed from the archive, a crash of the primary under writes, a promote,
+//! and the RPO/RTO report checked against a ledger of acknowledged
+//! commits. PostgreSQL or MariaDB; each engine's story is one file.
 
 mod child;
 mod ledger;
+mod ledger_check;
+pub mod local_mariadb;
 pub mod local_postgres;
+mod mysql_story;
+mod postgres_story;
 
 use anyhow::{bail, Context as _};
-use child::InstarecChild;
-use ledger::Ledger;
-use local_postgres::{find_bin_dir, LocalPostgres};
-use std::path::{Path, PathBuf};
+use ledger_check::LedgerCheck;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Which database the demo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DemoEngine {
+    Postgres,
+    /// MariaDB servers (the `mysql` engine).
+    Mysql,
+}
+
 pub struct DemoOptions {
+    pub engine: DemoEngine,
     /// Where everything lives; None: a new temp dir removed afterwards.
     pub dir: Option<PathBuf>,
-    /// How long clients write through the proxy before the crash.
+    /// How long clients write before the crash.
     pub write_for: Duration,
     /// A switchover (`promote --planned`) instead of a crash.
     pub planned: bool,
@@ -29,195 +41,107 @@ pub struct DemoOptions {
 /// What the demo showed; printed by the command.
 #[derive(Debug, serde::Serialize)]
 pub struct DemoOutcome {
+    pub engine: DemoEngine,
     pub dir: String,
     /// Whether `dir` is still there for inspection.
     pub dir_kept: bool,
     pub acknowledged_commits: usize,
+    /// Acknowledged and found on the new primary.
+    pub present_commits: usize,
     pub lost_commits: usize,
     pub lost_commits_covered_by_rpo: bool,
     pub promote_report: serde_json::Value,
 }
 
+impl DemoOutcome {
+    fn new(
+        engine: DemoEngine,
+        work: &WorkDir,
+        check: LedgerCheck,
+        promote_report: serde_json::Value,
+    ) -> Self {
+        DemoOutcome {
+            engine,
+            dir: work.path.display().to_string(),
+            dir_kept: !work.remove_on_drop,
+            acknowledged_commits: check.acknowledged,
+            present_commits: check.present,
+            lost_commits: check.lost,
+            lost_commits_covered_by_rpo: check.lost_covered_by_rpo,
+            promote_report,
+        }
+    }
+}
+
+/// Runs the chosen engine's story. Every server and child it starts is
+/// stopped when this returns, fails, or is dropped (e.g. on Ctrl-C); the
+/// temp dir is removed then too, unless kept.
 pub async fn run(opts: DemoOptions, say: impl Fn(&str)) -> anyhow::Result<DemoOutcome> {
-    let bin_dir = find_bin_dir()?;
-    let (dir, _tmp) = match &opts.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempfile_dir()?;
-            let guard = (!opts.keep).then(|| TempDirGuard(t.clone()));
-            (t, guard)
-        }
-    };
-    // PostgreSQL's account must reach its data dirs.
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-
-    say(&format!(
-        "1/8 starting a PostgreSQL primary ({})",
-        bin_dir.display()
-    ));
-    let mut primary = LocalPostgres::init("primary", &bin_dir, &dir.join("primary"))?;
-    primary.start(&[])?;
-    let proxy_port = crate::os_user::free_port()?;
-    let control_port = crate::os_user::free_port()?;
-    let standby_port_placeholder = 1; // the standby's port is known once it runs
-    let config = write_config(
-        &dir,
-        &primary,
-        standby_port_placeholder,
-        proxy_port,
-        control_port,
-    )?;
-
-    say(&format!(
-        "2/8 instarec ship: streaming WAL from {} into {}",
-        primary.addr(),
-        dir.join("archive").display()
-    ));
-    let mut ship = InstarecChild::spawn(&config, &["ship"], &dir.join("ship.log"))?;
-    let admin = ledger::connect(&primary.url()).await?;
-    admin
-        .batch_execute(
-            "CREATE TABLE demo_ledger (id bigint PRIMARY KEY, note text, at timestamptz DEFAULT now());
-             INSERT INTO demo_ledger SELECT -g, 'seed' FROM generate_series(1, 1000) g;",
-        )
-        .await?;
-
-    say("3/8 instarec backup: base backup streamed into the archive");
-    InstarecChild::run(&config, &["backup"], &dir.join("backup.log")).await?;
-
-    say("4/8 instarec standby init: a hot standby replaying the archive");
-    let standby_dir = dir.join("standby");
-    InstarecChild::run(
-        &config,
-        &[
-            "standby",
-            "init",
-            "--data-dir",
-            &standby_dir.display().to_string(),
-        ],
-        &dir.join("standby-init.log"),
-    )
-    .await?;
-    let mut standby = LocalPostgres::existing("standby", &bin_dir, &standby_dir, primary.owner());
-    standby.start(&[])?;
-    let config = write_config(&dir, &primary, standby.port, proxy_port, control_port)?;
-
-    say(&format!(
-        "5/8 instarec proxy on 127.0.0.1:{proxy_port}: clients connect here"
-    ));
-    let _proxy = InstarecChild::spawn(&config, &["proxy"], &dir.join("proxy.log"))?;
-    wait_for_port(proxy_port, Duration::from_secs(10)).await?;
-
-    say(&format!(
-        "6/8 writing through the proxy for {:?}, recording every acknowledged commit",
-        opts.write_for
-    ));
-    let ledger = Ledger::start(format!(
-        "postgres://postgres@127.0.0.1:{proxy_port}/postgres"
-    ));
-    tokio::time::sleep(opts.write_for).await;
-    wait_until_standby_caught_up(&primary, &standby).await;
-
-    let started = Instant::now();
-    let mut promote_args = vec!["promote", "--json"];
-    if opts.planned {
-        say("7/8 planned switchover: instarec promote --planned");
-        promote_args.push("--planned");
-    } else {
-        say("7/8 the primary crashes (kill -9) under writes; instarec promote");
-        primary.kill9();
+    let work = WorkDir::create(&opts)?;
+    say(&format!("working in {}", work.path.display()));
+    match opts.engine {
+        DemoEngine::Postgres => postgres_story::run(&opts, &work, &say).await,
+        DemoEngine::Mysql => mysql_story::run(&opts, &work, &say).await,
     }
-    let report = InstarecChild::run(&config, &promote_args, &dir.join("promote.log")).await?;
-    let report: serde_json::Value = serde_json::from_str(&report)
-        .with_context(|| format!("promote printed no JSON report: {report}"))?;
-    // Let clients reconnect through the proxy to the new primary.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let acknowledged = ledger.stop().await;
-    ship.stop();
-
-    say("8/8 checking the ledger against the new primary");
-    let new_primary = ledger::connect(&format!(
-        "postgres://postgres@127.0.0.1:{}/postgres",
-        standby.port
-    ))
-    .await?;
-    let present = ledger::present_ids(&new_primary).await?;
-    let lost: Vec<&ledger::Commit> = acknowledged
-        .iter()
-        .filter(|c| !present.contains(&c.id))
-        .collect();
-    let covered = rpo_covers(&report, &lost, started);
-    standby.stop();
-    primary.stop();
-    Ok(DemoOutcome {
-        dir: dir.display().to_string(),
-        dir_kept: _tmp.is_none(),
-        acknowledged_commits: acknowledged.len(),
-        lost_commits: lost.len(),
-        lost_commits_covered_by_rpo: covered,
-        promote_report: report,
-    })
 }
 
-/// Every lost commit happened within rpo_seconds before promote started.
-fn rpo_covers(
-    report: &serde_json::Value,
-    lost: &[&ledger::Commit],
-    promote_started: Instant,
-) -> bool {
-    if lost.is_empty() {
-        return true;
-    }
-    let Some(window) = report["rpo_seconds"].as_f64() else {
-        return false;
-    };
-    lost.iter().all(|c| {
-        let before_promote = promote_started
-            .saturating_duration_since(c.acked_at)
-            .as_secs_f64();
-        before_promote <= window
-    })
+/// The demo's directory: archive, data dirs, config and logs.
+pub(crate) struct WorkDir {
+    pub path: PathBuf,
+    remove_on_drop: bool,
 }
 
-fn write_config(
-    dir: &Path,
-    primary: &LocalPostgres,
-    standby_port: u16,
-    proxy_port: u16,
-    control_port: u16,
-) -> anyhow::Result<PathBuf> {
-    let path = dir.join("instarec.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"# written by `instarec demo`
-[archive]
-url = "file://{archive}"
+impl WorkDir {
+    fn create(opts: &DemoOptions) -> anyhow::Result<Self> {
+        let work = match &opts.dir {
+            Some(d) => {
+                // A previous run's servers and archive would be in the way.
+                if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
+                    bail!(
+                        "{} is not empty; point --dir at a new or empty directory",
+                        d.display()
+                    );
+                }
+                std::fs::create_dir_all(d)?;
+                WorkDir {
+                    path: std::path::absolute(d)?,
+                    remove_on_drop: false,
+                }
+            }
+            None => {
+                let path = std::env::temp_dir().join(format!(
+                    "instarec-demo-{}-{}",
+                    std::process::id(),
+                    chrono::Utc::now().timestamp_millis()
+                ));
+                std::fs::create_dir_all(&path)?;
+                WorkDir {
+                    path,
+                    remove_on_drop: !opts.keep,
+                }
+            }
+        };
+        // The database servers' accounts must reach their data dirs.
+        std::fs::set_permissions(
+            &work.path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        Ok(work)
+    }
+}
 
-[primary]
-engine = "postgres"
-url = "{primary}"
-flush_interval = "200ms"
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
 
-[standby]
-url = "postgres://postgres@127.0.0.1:{standby_port}/postgres"
-
-[promote]
-old_primary_timeout = "2s"
-
-[cutover]
-method = "proxy"
-listen = "127.0.0.1:{proxy_port}"
-proxy_control = "127.0.0.1:{control_port}"
-"#,
-            archive = dir.join("archive").display(),
-            primary = primary.url(),
-        ),
-    )?;
-    Ok(path)
+/// promote's `--json` output.
+fn promote_report(stdout: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(stdout)
+        .with_context(|| format!("promote printed no JSON report: {stdout}"))
 }
 
 async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
@@ -232,55 +156,4 @@ async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
-}
-
-/// Gives the standby a moment to replay the archive's tail, as a real
-/// standby would have had before an incident.
-async fn wait_until_standby_caught_up(primary: &LocalPostgres, standby: &LocalPostgres) {
-    let (Ok(p), Ok(s)) = (
-        ledger::connect(&primary.url()).await,
-        ledger::connect(&standby.url()).await,
-    ) else {
-        return;
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let caught_up = async {
-            let target: String = p
-                .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
-                .await?
-                .get(0);
-            let row = s
-                .query_one(
-                    "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::text::pg_lsn) >= 0",
-                    &[&target],
-                )
-                .await?;
-            Ok::<bool, tokio_postgres::Error>(row.get(0))
-        }
-        .await
-        .unwrap_or(false);
-        if caught_up {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!(
-        "instarec-demo-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
-    ));
-    std::fs::create_dir_all(&base)?;
-    Ok(base)
-}
-
-struct TempDirGuard(PathBuf);
-
-impl Drop for TempDirGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -441,11 +441,17 @@ async fn stop_old<C: ServerControl>(control: &C, command: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// The proxy's listen address when clients go through the embedded proxy,
-/// else None (write to the new primary directly).
+/// Where clients connect, when the config says: `[cutover] listen` is the
+/// embedded proxy's address, or haproxy's frontend with method "haproxy".
+/// Else None (write to the new primary directly).
 fn write_path(cutover: Option<&CutoverSection>) -> Option<SocketAddr> {
     let section = cutover?;
-    if section.method.list().iter().any(|m| m == "proxy") {
+    if section
+        .method
+        .list()
+        .iter()
+        .any(|m| m == "proxy" || m == "haproxy")
+    {
         section.listen
     } else {
         None

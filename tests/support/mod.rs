@@ -9,6 +9,7 @@
 pub mod http;
 pub mod instarec;
 pub mod mariadb;
+pub mod mariadb_topology;
 pub mod moto;
 pub mod postgres;
 pub mod postgres_shm;

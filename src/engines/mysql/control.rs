@@ -8,6 +8,8 @@
 //!   chunk index (the old primary's epoch, pinned on first look).
 //! - promote: STOP SLAVE, RESET SLAVE ALL, read_only = OFF. New GTIDs
 //!   continue in the same domain, so no history needs archiving.
+//! - first write: a probe row, through the proxy when clients use one,
+//!   only after @@server_id shows the connection reached the new primary.
 //! - the time bound: the event timestamp of the archived chunk the replica
 //!   reached (see [`MysqlControl::locate`]).
 
@@ -41,6 +43,12 @@ pub enum MysqlControlError {
     NotMariadb { addr: String, version: String },
     #[error("{addr} stopped being a replica (SHOW SLAVE STATUS is empty) after promote claimed the new epoch; the server was not changed. Check who reset its replication, then run `instarec promote` again")]
     NoLongerReplica { addr: String },
+    #[error("the probe write through {path} reached the server with server_id {reached}, not the new primary (server_id {want}); the cutover has not taken effect there yet")]
+    ProbeReachedAnother {
+        path: String,
+        reached: u32,
+        want: u32,
+    },
     #[error("STOP SLAVE / RESET SLAVE ALL on {addr} did not finish within {wait:?}; check its error log, then run `instarec promote` again")]
     PromoteTimeout { addr: String, wait: Duration },
 }
@@ -365,9 +373,35 @@ impl ServerControl for MysqlControl {
             opts = opts.ip_or_hostname(a.ip().to_string()).tcp_port(a.port());
         }
         let db = self.standby.db_name().unwrap_or("instarec").to_string();
+        let want: Option<u32> = self
+            .standby()
+            .await?
+            .query_first("SELECT @@server_id")
+            .await
+            .with_context(|| {
+                format!(
+                    "reading @@server_id of the new primary {}",
+                    self.standby_addr()
+                )
+            })?;
         let mut conn = tokio::time::timeout(Duration::from_secs(2), Conn::new(opts))
             .await
             .context("connecting for the probe write timed out")??;
+        // Through a proxy that has not switched yet, the probe would reach the
+        // fenced old primary, where an account with READ ONLY ADMIN (root)
+        // may still write: prove which server this is before writing.
+        let reached: Option<u32> = conn.query_first("SELECT @@server_id").await?;
+        if reached != want {
+            let path = via
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| self.standby_addr());
+            return Err(MysqlControlError::ProbeReachedAnother {
+                path,
+                reached: reached.unwrap_or_default(),
+                want: want.unwrap_or_default(),
+            }
+            .into());
+        }
         conn.query_drop(format!(
             "CREATE DATABASE IF NOT EXISTS `{db}`; \
              CREATE TABLE IF NOT EXISTS `{db}`.instarec_promote_probe \

@@ -8,6 +8,7 @@ pub mod epoch_chunks;
 pub mod gtid_point;
 pub mod index;
 pub mod layout;
+pub mod live_status;
 pub mod position;
 pub mod primary_status;
 pub mod resume;

@@ -1,0 +1,351 @@
+//! The MariaDB promote topology on 127.0.0.1: a primary shipped into a
+//! file:// archive by `instarec ship`, `instarec relay` serving that
+//! archive, and a stock read-only replica of the relay (log_slave_updates,
+//! MASTER_USE_GTID=slave_pos) as the standby to promote; plus the
+//! application: an ordinary account and a client keeping a ledger of every
+//! commit it saw acknowledged.
+
+use super::instarec::{binary, run, write_mysql_config, Shipper};
+use super::process::{wait_for_port, GroupChild};
+use super::{free_port, MariaDb, MariaDbOptions};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const RELAY_USER: &str = "repl";
+pub const RELAY_PASSWORD: &str = "relay-secret";
+/// The application's account: an ordinary user, as clients are. (Accounts
+/// with READ ONLY ADMIN, such as root here, may write despite read_only.)
+pub const APP: &str = "app";
+
+/// A long-running `instarec --config <config> -v <command>` (relay, proxy),
+/// logging to a file next to the config.
+pub struct Daemon {
+    child: GroupChild,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `command` and waits until it listens on `port`.
+    pub fn start(config: &Path, command: &str, port: u16) -> Daemon {
+        let log = config.with_extension(format!("{command}-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config")
+            .arg(config)
+            .arg("-v")
+            .arg(command)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        let child = GroupChild::spawn(
+            &format!("instarec {command}"),
+            cmd,
+            libc::SIGTERM,
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("spawning instarec {command}: {e}"));
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "instarec {command} did not listen on {port}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Daemon { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_running()
+    }
+}
+
+pub struct Cluster {
+    pub primary: MariaDb,
+    pub standby: MariaDb,
+    pub shipper: Shipper,
+    pub relay: Daemon,
+    pub config: PathBuf,
+    pub archive_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Primary + shipper + relay + a caught-up read-only replica of the
+    /// relay (with log_slave_updates, as a promotion candidate has).
+    pub fn start() -> Cluster {
+        let primary = MariaDb::start();
+        primary.query(&format!(
+            "CREATE DATABASE test; \
+             CREATE TABLE test.ledger (id BIGINT PRIMARY KEY) ENGINE=InnoDB; \
+             CREATE USER '{APP}'@'127.0.0.1'; \
+             GRANT SELECT, INSERT ON test.* TO '{APP}'@'127.0.0.1'"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let archive_url = format!("file://{}/archive", dir.path().display());
+        let relay_port = free_port();
+        let config = write_mysql_config(dir.path(), &archive_url, &primary.url(), "");
+        let base = std::fs::read_to_string(&config).unwrap();
+        let with_relay = format!(
+            "{base}\n[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nuser = \"{RELAY_USER}\"\npassword = \"{RELAY_PASSWORD}\"\n"
+        );
+        write_config(&config, &with_relay);
+        let shipper = Shipper::start(&config);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !dir.path().join("archive/binlog-index").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "nothing archived:\n{}",
+                shipper.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let relay = Daemon::start(&config, "relay", relay_port);
+        let standby = MariaDb::start_with(MariaDbOptions {
+            server_id: 2,
+            extra_args: vec!["--log-slave-updates".into(), "--read-only".into()],
+        });
+        standby.query(&format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={relay_port}, \
+             MASTER_USER='{RELAY_USER}', MASTER_PASSWORD='{RELAY_PASSWORD}', \
+             MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1; \
+             START SLAVE"
+        ));
+        let target = gtid_binlog_pos(&primary);
+        let waited = standby.query(&format!("SELECT MASTER_GTID_WAIT('{target}', 60)"));
+        assert_eq!(
+            waited,
+            "0",
+            "the replica did not reach {target}:\nrelay log:\n{}\nshipper log:\n{}",
+            relay.log(),
+            shipper.log()
+        );
+        write_config(
+            &config,
+            &format!(
+                "{with_relay}\n[standby]\nurl = \"{}\"\n\n[promote]\nold_primary_timeout = \"1s\"\ndrain_timeout = \"20s\"\n",
+                standby.url()
+            ),
+        );
+        Cluster {
+            primary,
+            standby,
+            shipper,
+            relay,
+            config,
+            archive_url,
+            dir,
+        }
+    }
+
+    /// Appends `sections` (e.g. [cutover]) to the config.
+    pub fn add_config(&self, sections: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        write_config(&self.config, &format!("{text}\n{sections}\n"));
+    }
+
+    /// The application's URL for a server (or a proxy) listening on `port`.
+    pub fn app_url(&self, port: u16) -> String {
+        format!("mysql://{APP}@127.0.0.1:{port}/test")
+    }
+
+    pub fn archive_dir(&self) -> PathBuf {
+        PathBuf::from(self.archive_url.trim_start_matches("file://"))
+    }
+
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "shipper log:\n{}\nrelay log:\n{}\nstandby error log:\n{}",
+            self.shipper.log(),
+            self.relay.log(),
+            self.standby.log_tail(20)
+        )
+    }
+
+    /// `instarec promote --json <args>`, which must succeed; its report.
+    pub fn promote(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["promote", "--json"];
+        all.extend_from_slice(args);
+        let out = run(&self.config, &all);
+        assert!(
+            out.status.success(),
+            "promote: {}\n{}",
+            text(&out),
+            self.diagnostics()
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON: {e}\n{}", text(&out)))
+    }
+
+    /// The names under the archive's epochs/ prefix, sorted.
+    pub fn epochs(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.archive_dir().join("epochs"))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+/// Writes the config atomically (running commands may read it).
+pub fn write_config(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A finished command's exit code and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn gtid_binlog_pos(db: &MariaDb) -> String {
+    db.query("SELECT @@global.gtid_binlog_pos")
+}
+
+pub fn ids_on(db: &MariaDb) -> BTreeSet<i64> {
+    db.query("SELECT id FROM test.ledger")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
+/// Acknowledged ledger ids and when the client saw each acknowledgement.
+pub type Acked = Vec<(i64, DateTime<Utc>)>;
+
+/// A client committing ledger rows with increasing ids, one at a time,
+/// recording each commit the server acknowledged and when; it reconnects
+/// after errors (a killed session, a crashed server, a proxy switching).
+pub struct Ledger {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acked>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ledger {
+    pub fn start(url: String) -> Ledger {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let (s, a) = (stop.clone(), acked.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use mysql_async::prelude::Queryable;
+                let opts = mysql_async::Opts::from_url(&url).unwrap();
+                let mut id = 0i64;
+                while !s.load(Ordering::Relaxed) {
+                    let connect = mysql_async::Conn::new(opts.clone());
+                    let Ok(Ok(mut conn)) =
+                        tokio::time::timeout(Duration::from_secs(2), connect).await
+                    else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    while !s.load(Ordering::Relaxed) {
+                        id += 1;
+                        let insert = conn.exec_drop("INSERT INTO ledger(id) VALUES (?)", (id,));
+                        match tokio::time::timeout(Duration::from_secs(5), insert).await {
+                            Ok(Ok(())) => a.lock().unwrap().push((id, Utc::now())),
+                            _ => break,
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        });
+        Ledger {
+            stop,
+            acked,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` commits were acknowledged in all.
+    pub fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "the ledger client committed only {}",
+                self.count()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn finish(mut self) -> Acked {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        std::mem::take(&mut *self.acked.lock().unwrap())
+    }
+}
+
+/// The acknowledged ids missing from `on_new`.
+pub fn lost_ids(acked: &Acked, on_new: &BTreeSet<i64>) -> Vec<i64> {
+    acked
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !on_new.contains(id))
+        .collect()
+}
+
+/// A promote refused because `addr` is not a standby, saying nothing changed.
+pub fn assert_refused_as_not_a_standby(out: &Output, addr: &str) {
+    assert!(!out.status.success(), "{}", text(out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{addr} is not a standby")) && err.contains("nothing was changed"),
+        "{}",
+        text(out)
+    );
+}
+
+/// Invariant 5: every acknowledged commit missing from `on_new` was
+/// acknowledged within the report's rpo_seconds before promote started.
+/// Returns the lost ids.
+pub fn assert_lost_within_rpo(
+    report: &serde_json::Value,
+    acked: &Acked,
+    on_new: &BTreeSet<i64>,
+) -> Vec<i64> {
+    let lost: Vec<&(i64, DateTime<Utc>)> = acked
+        .iter()
+        .filter(|(id, _)| !on_new.contains(id))
+        .collect();
+    if !lost.is_empty() {
+        let started: DateTime<Utc> = report["started_at"].as_str().unwrap().parse().unwrap();
+        let seconds = report["rpo_seconds"]
+            .as_f64()
+            .expect("commits were lost, so rpo_seconds must bound them");
+        let window_start = started - chrono::Duration::microseconds((seconds * 1e6) as i64);
+        for (id, at) in &lost {
+            assert!(
+                *at >= window_start,
+                "lost commit {id} acknowledged at {at} is older than promote start {started} - rpo {seconds}s"
+            );
+        }
+    }
+    lost.into_iter().map(|(id, _)| *id).collect()
+}
