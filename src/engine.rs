@@ -23,6 +23,10 @@ pub enum SourceEvent<P> {
 pub struct Cut<P> {
     /// (key, payload) pairs; each is written once, with a conditional create.
     pub objects: Vec<(String, Bytes)>,
+    /// Objects that name others (e.g. chunk indexes), written only once
+    /// every one of `objects` is durable: a reader that finds one finds
+    /// what it names (a relay tailing the indexes must never miss a chunk).
+    pub announcements: Vec<(String, Bytes)>,
     /// Once every object is durable, the archive holds the log up to here.
     pub upto: P,
     /// Keys made redundant by this cut (e.g. partial segments); deleted only
@@ -32,7 +36,11 @@ pub struct Cut<P> {
 
 impl<P> Cut<P> {
     pub fn payload_bytes(&self) -> u64 {
-        self.objects.iter().map(|(_, b)| b.len() as u64).sum()
+        self.all_objects().map(|(_, b)| b.len() as u64).sum()
+    }
+
+    pub fn all_objects(&self) -> impl Iterator<Item = &(String, Bytes)> {
+        self.objects.iter().chain(&self.announcements)
     }
 }
 

@@ -18,11 +18,20 @@ use tokio_util::sync::CancellationToken;
 
 /// Ships until `shutdown` fires or an error stops it.
 pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Result<ShipSummary> {
+    let archive = Archive::open(&config.archive.settings()?)?;
+    ship_into(config, &archive, shutdown).await
+}
+
+/// [`ship`] into an archive opened by the caller.
+pub async fn ship_into(
+    config: &Config,
+    archive: &Archive,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ShipSummary> {
     let primary = config.primary.as_ref().ok_or(ConfigError::MissingSection {
         section: "primary",
         origin: "the configuration".into(),
     })?;
-    let archive = Archive::open(&config.archive.settings()?)?;
     let metrics = metrics::ShipMetrics::new();
     if let Some(listen) = config.metrics.as_ref().and_then(|m| m.listen) {
         let (m, s) = (metrics.clone(), shutdown.clone());
@@ -42,7 +51,7 @@ pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Resul
         let result = ship_once(
             primary,
             redirect.as_deref(),
-            &archive,
+            archive,
             options.clone(),
             Arc::clone(&metrics),
             shutdown.clone(),

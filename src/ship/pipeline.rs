@@ -9,6 +9,7 @@ use super::position_record::{self, PositionRecord};
 use crate::archive::{Archive, Epoch};
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::Context as _;
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -203,20 +204,22 @@ async fn start_upload<S: LogSource>(
     let archive = archive.clone();
     Ok(Some(tokio::spawn(async move {
         let started = Instant::now();
-        let puts = cut.objects.iter().map(|(key, payload)| {
-            let archive = archive.clone();
-            let key = key.clone();
-            let payload = payload.clone();
-            async move {
-                archive
-                    .put(&key, payload)
-                    .await
-                    .with_context(|| format!("uploading {key}"))
-            }
-        });
-        futures::future::try_join_all(puts).await?;
+        put_all(&archive, &cut.objects).await?;
+        put_all(&archive, &cut.announcements).await?;
         Ok((cut, started.elapsed()))
     })))
+}
+
+/// Writes `objects` concurrently; returns once every one is durable.
+async fn put_all(archive: &Archive, objects: &[(String, Bytes)]) -> anyhow::Result<()> {
+    let puts = objects.iter().map(|(key, payload)| async move {
+        archive
+            .put(key, payload.clone())
+            .await
+            .with_context(|| format!("uploading {key}"))
+    });
+    futures::future::try_join_all(puts).await?;
+    Ok(())
 }
 
 async fn finish_cut<S: LogSource>(
@@ -228,9 +231,10 @@ async fn finish_cut<S: LogSource>(
     took: Duration,
 ) -> anyhow::Result<()> {
     metrics.upload_seconds.observe(took.as_secs_f64());
-    metrics.uploaded_objects.inc_by(cut.objects.len() as u64);
+    let objects = cut.all_objects().count() as u64;
+    metrics.uploaded_objects.inc_by(objects);
     metrics.uploaded_bytes.inc_by(cut.payload_bytes());
-    st.uploaded_objects += cut.objects.len() as u64;
+    st.uploaded_objects += objects;
     st.uploaded_bytes += cut.payload_bytes();
     st.durable = cut.upto.clone();
     if source.buffered_bytes() == 0 {
@@ -239,7 +243,7 @@ async fn finish_cut<S: LogSource>(
     if let Some(g) = source.position_gauge(&st.durable) {
         metrics.durable_position.set(g);
     }
-    tracing::debug!(durable = %st.durable, objects = cut.objects.len(), ms = took.as_millis() as u64, "durable in archive");
+    tracing::debug!(durable = %st.durable, objects, ms = took.as_millis() as u64, "durable in archive");
     source.acknowledge(&st.durable).await?;
     st.last_status = Instant::now();
     for key in &cut.superseded {

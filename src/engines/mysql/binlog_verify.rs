@@ -531,7 +531,7 @@ mod tests {
             for event in streamed(bytes, name) {
                 buffer.push(event).unwrap();
                 if let Some(cut) = buffer.cut() {
-                    for (key, payload) in cut.objects {
+                    for (key, payload) in cut.everything() {
                         archive.put(&key, payload).await.unwrap();
                     }
                 }

@@ -61,10 +61,22 @@ pub struct DuplicateGtid {
 /// One cut: objects plus what the primary may be told afterwards.
 #[derive(Debug)]
 pub struct ChunkCut {
+    /// Format events and chunks.
     pub objects: Vec<(String, Bytes)>,
+    /// The chunks' indexes: readers find chunks through them, so they are
+    /// written only after `objects` are durable.
+    pub indexes: Vec<(String, Bytes)>,
     pub upto: BinlogPoint,
     /// The last semi-sync ack position among the cut's events.
     pub ack: Option<BinlogPosition>,
+}
+
+#[cfg(test)]
+impl ChunkCut {
+    /// Every object of the cut, indexes last, as the shipper writes them.
+    pub(crate) fn everything(&self) -> Vec<(String, Bytes)> {
+        self.objects.iter().chain(&self.indexes).cloned().collect()
+    }
 }
 
 #[derive(Debug)]
@@ -260,6 +272,7 @@ impl ChunkBuffer {
             return None;
         }
         let mut objects = std::mem::take(&mut self.ready);
+        let mut indexes = Vec::new();
         for run in self.runs.drain(..) {
             let chunk = layout::chunk_key(self.epoch, &run.file, run.first_pos, run.end_pos);
             let index = ChunkIndex {
@@ -277,7 +290,7 @@ impl ChunkBuffer {
                 bytes: run.data.len() as u64,
                 chunk: chunk.clone(),
             };
-            objects.push((
+            indexes.push((
                 layout::index_key(self.epoch, &run.file, run.first_pos),
                 index.to_json(),
             ));
@@ -286,6 +299,7 @@ impl ChunkBuffer {
         self.run_bytes = 0;
         Some(ChunkCut {
             objects,
+            indexes,
             upto: self.complete.clone(),
             ack: self.ack.take(),
         })
@@ -376,13 +390,14 @@ pub(crate) mod tests {
         );
         let before = b.cut().unwrap();
         assert_eq!(before.upto.at.pos, 300, "the open transaction is not cut");
-        assert_eq!(before.objects.len(), 3, "format, index, chunk");
+        assert_eq!(before.objects.len(), 2, "format, chunk");
+        assert_eq!(before.indexes.len(), 1);
         assert_eq!(b.push(xid(431)).unwrap(), Pushed::Completed);
         assert_eq!(b.cuttable_bytes(), 131);
         let cut = b.cut().unwrap();
         assert_eq!(cut.upto.to_string(), "0-1-1");
         assert_eq!(cut.upto.at.to_string(), "mysql-bin.000001:431");
-        let (index_key, index) = &cut.objects[0];
+        let (index_key, index) = &cut.indexes[0];
         assert_eq!(index_key, &layout::index_key(Epoch(1), FILE, 300));
         let index = ChunkIndex::parse(index_key, index).unwrap();
         assert_eq!(
@@ -392,10 +407,10 @@ pub(crate) mod tests {
         assert_eq!(index.first_gtid.as_deref(), Some("0-1-1"));
         assert_eq!(index.gtid_pos_after, "0-1-1");
         assert_eq!(
-            cut.objects[1].0,
+            cut.objects[0].0,
             layout::chunk_key(Epoch(1), FILE, 300, 431)
         );
-        assert_eq!(cut.objects[1].1.len(), 131);
+        assert_eq!(cut.objects[0].1.len(), 131);
         assert!(b.cut().is_none());
     }
 
@@ -527,7 +542,7 @@ pub(crate) mod tests {
         let format = &cut.objects[0];
         assert_eq!(format.0, layout::format_key(Epoch(1), file));
         assert_eq!(&format.1[..], &MYSQL_8_0_26[4..125]);
-        let [(index, chunk)] = &chunks(&cut.objects)[..] else {
+        let [(index, chunk)] = &chunks(&cut.everything())[..] else {
             panic!("one chunk expected")
         };
         // PREVIOUS_GTIDS through STOP, byte for byte.
@@ -555,7 +570,7 @@ pub(crate) mod tests {
             b.push(e).unwrap();
             if let Some(cut) = b.cut() {
                 upto.push(cut.upto.to_string());
-                objects.extend(cut.objects);
+                objects.extend(cut.everything());
             }
         }
         let chunks = chunks(&objects);
@@ -596,7 +611,7 @@ pub(crate) mod tests {
             ]
         );
         let cut = b.cut().unwrap();
-        let [(index, chunk)] = &chunks(&cut.objects)[..] else {
+        let [(index, chunk)] = &chunks(&cut.everything())[..] else {
             panic!("one chunk expected")
         };
         assert_eq!(&chunk[..], &MYSQL_8_0_32_COMPRESSED[126..]);

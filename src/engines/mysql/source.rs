@@ -346,6 +346,7 @@ impl LogSource for MysqlSource {
         self.acks.push_back((cut.upto.clone(), cut.ack));
         Some(Cut {
             objects: cut.objects,
+            announcements: cut.indexes,
             upto: cut.upto,
             superseded: Vec::new(),
         })

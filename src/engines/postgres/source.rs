@@ -347,6 +347,7 @@ impl LogSource for PgSource {
         }
         Some(Cut {
             objects,
+            announcements: Vec::new(),
             upto: self.buffer.end(),
             superseded: std::mem::take(&mut self.superseded),
         })
