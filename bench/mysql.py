@@ -152,7 +152,7 @@ def seq_no(gtid_pos):
 class MariaDb:
     """A throwaway mariadbd as the mysql user; root over TCP, no password."""
 
-    def __init__(self, name, server_id, log_bin=True):
+    def __init__(self, name, server_id, log_bin=True, extra_args=()):
         self.name = name
         self.dir = PROCS.tempdir(f"instarec-bench-{name}-", owner="mysql")
         self.data = os.path.join(self.dir, "data")
@@ -175,6 +175,7 @@ class MariaDb:
                 "--gtid-strict-mode=1", "--skip-name-resolve"]
         if log_bin:
             argv.append("--log-bin=mysql-bin")
+        argv += extra_args
         self.proc = PROCS.spawn(argv, stdout=subprocess.DEVNULL, cwd=self.dir,
                                 preexec_fn=as_mysql())
         deadline = time.time() + 120
@@ -276,16 +277,21 @@ def percentile(values, q):
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
+def relay_config(scratch, primary, relay_port, primary_extra=""):
+    """[archive], [primary] and [relay]: `primary` shipped into
+    <scratch>/archive, served by `instarec relay` on `relay_port`."""
+    return (f'[archive]\nurl = "file://{scratch}/archive"\n\n[primary]\nengine = "mysql"\n'
+            f'url = "{primary.url()}"\nserver_id = 4200000001\n{primary_extra}\n'
+            f'[relay]\nlisten = "127.0.0.1:{relay_port}"\nuser = "{RELAY_USER}"\n'
+            f'password = "{RELAY_PASSWORD}"\n')
+
+
 def ship_and_load(scratch, primary, duration):
-    archive = f"file://{scratch}/archive"
     relay_port = free_port()
     config = os.path.join(scratch, "instarec.toml")
     with open(config, "w") as f:
-        f.write(f'[archive]\nurl = "{archive}"\n\n[primary]\nengine = "mysql"\n'
-                f'url = "{primary.url()}"\nserver_id = 4200000001\n'
-                f'flush_interval = "{FLUSH_INTERVAL_MS}ms"\n\n'
-                f'[relay]\nlisten = "127.0.0.1:{relay_port}"\nuser = "{RELAY_USER}"\n'
-                f'password = "{RELAY_PASSWORD}"\n')
+        f.write(relay_config(scratch, primary, relay_port,
+                             f'flush_interval = "{FLUSH_INTERVAL_MS}ms"\n'))
     ship = PROCS.spawn([INSTAREC, "--config", config, "-v", "ship"],
                        stdout=subprocess.PIPE, cwd=scratch)
     watcher = DurableWatcher(ship, os.path.join(scratch, "ship.log"))

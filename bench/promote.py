@@ -93,7 +93,6 @@ commits the primary acknowledged in its last flush interval, not yet
 archived when it died, are missing from it. `rpo_seconds` is the bound
 that covers them, and the last column checks it against the client's log."""
 
-RELAY_USER, RELAY_PASSWORD = "repl", "bench-secret"
 LEDGER_SCHEMA = ("CREATE DATABASE bench; "
                  "CREATE TABLE bench.ledger (id BIGINT PRIMARY KEY) ENGINE=InnoDB; "
                  "CREATE USER 'app'@'127.0.0.1'; "
@@ -167,23 +166,6 @@ def port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_mariadb(mb, name, server_id, extra_args=()):
-    """bench/mysql.py's MariaDb, with extra mariadbd arguments (its
-    constructor takes none, so they are added to the argv it spawns)."""
-    spawn = mb.PROCS.spawn
-
-    def with_extra(argv, **kw):
-        if argv and argv[0] == "mariadbd":
-            argv = list(argv) + list(extra_args)
-        return spawn(argv, **kw)
-
-    mb.PROCS.spawn = with_extra
-    try:
-        return mb.MariaDb(name, server_id)
-    finally:
-        mb.PROCS.spawn = spawn
-
-
 def mariadb_round(mb, planned):
     procs = mb.PROCS
     first_dir, first_group = len(procs.scratch), len(procs.groups)
@@ -204,14 +186,11 @@ def mariadb_round_in(mb, planned):
     scratch = procs.tempdir("instarec-bench-promote-")
     primary = mb.MariaDb("primary", 1)
     primary.sql(LEDGER_SCHEMA)
-    standby = start_mariadb(mb, "standby", 2, ["--log-slave-updates", "--read-only"])
+    standby = mb.MariaDb("standby", 2, extra_args=["--log-slave-updates", "--read-only"])
     relay_port, listen, control = mb.free_port(), mb.free_port(), mb.free_port()
     config = os.path.join(scratch, "instarec.toml")
     with open(config, "w") as f:
-        f.write(f'[archive]\nurl = "file://{scratch}/archive"\n\n'
-                f'[primary]\nengine = "mysql"\nurl = "{primary.url()}"\nserver_id = 4200000001\n\n'
-                f'[relay]\nlisten = "127.0.0.1:{relay_port}"\nuser = "{RELAY_USER}"\n'
-                f'password = "{RELAY_PASSWORD}"\n\n'
+        f.write(mb.relay_config(scratch, primary, relay_port) + "\n"
                 f'[standby]\nurl = "{standby.url()}"\n\n'
                 f'[promote]\nold_primary_timeout = "2s"\n\n'
                 f'[cutover]\nmethod = "proxy"\nlisten = "127.0.0.1:{listen}"\n'
@@ -230,7 +209,7 @@ def mariadb_round_in(mb, planned):
                os.path.join(scratch, "ship.log"))
     daemon("relay", relay_port)
     standby.sql(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={relay_port}, "
-                f"MASTER_USER='{RELAY_USER}', MASTER_PASSWORD='{RELAY_PASSWORD}', "
+                f"MASTER_USER='{mb.RELAY_USER}', MASTER_PASSWORD='{mb.RELAY_PASSWORD}', "
                 "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1; "
                 "START SLAVE")
     target = primary.sql("SELECT @@global.gtid_binlog_pos")

@@ -30,7 +30,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INSTAREC = os.path.join(REPO, "target", "release", "instarec")
+# BENCH_INSTAREC: another build to measure (e.g. a saved copy of the previous one).
+INSTAREC = os.environ.get("BENCH_INSTAREC") or os.path.join(REPO, "target", "release", "instarec")
 DOC = os.path.join(REPO, "docs", "benchmarks.md")
 PG_BIN = "/usr/lib/postgresql/15/bin"
 SCALE = 10
@@ -740,14 +741,18 @@ def bench_instarec_file(duration, synchronous=False):
     return row
 
 
-def bench_instarec_s3(duration):
+def bench_instarec_s3(duration, synchronous=False):
     moto = Moto()
     pg = fresh_primary("instarec-s3")
     scratch = PROCS.tempdir("instarec-bench-s3-")
+    label = ("instarec ship synchronous → s3:// on moto" if synchronous
+             else f"instarec ship → s3:// on moto (flush_interval {FLUSH_INTERVAL_MS}ms)")
     s = Instarec(pg, scratch, f"s3://{moto.bucket}/archive", s3=moto.settings(),
-                 label=f"instarec ship → s3:// on moto (flush_interval {FLUSH_INTERVAL_MS}ms)")
+                 synchronous=synchronous, label=label)
     try:
         wait_streaming(pg, "instarec")
+        if synchronous:
+            make_sync(pg, "instarec")
         row = measure(pg, s, duration, moto=moto)
     finally:
         code = s.stop()
@@ -874,6 +879,13 @@ def main():
         ("instarec_sync", lambda: bench_instarec_file(duration, synchronous=True)),
         ("native_sync", lambda: bench_native_sync(duration)),
     ]
+    extra = [
+        # Not in the full run's table: synchronous mode on moto, for BENCH_ONLY.
+        ("instarec_sync_s3", lambda: bench_instarec_s3(duration, synchronous=True)),
+    ]
+    only = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
+    if only:
+        return run_selected(only, plan + extra, int(os.environ.get("BENCH_REPEAT", "1")))
     for key, fn in plan:
         log(f"running {key} ({duration}s load)")
         try:
@@ -890,6 +902,36 @@ def main():
     from report import write_doc  # bench/report.py: the prose around the numbers
     write_doc(DOC, t, rows, m, duration, FLUSH_INTERVAL_MS)
     log(f"wrote {DOC}")
+
+
+def run_selected(only, plan, repeat):
+    """BENCH_ONLY=key,key: runs just those configurations, `repeat` times
+    interleaved (the machine is noisy: compare rows of one round), prints
+    their table and the synchronous ratios, and leaves docs/benchmarks.md alone."""
+    known = dict(plan)
+    unknown = [k for k in only if k not in known]
+    if unknown:
+        sys.exit(f"BENCH_ONLY names unknown configurations {unknown}; known: {', '.join(known)}")
+    all_rows = []
+    for round_no in range(1, repeat + 1):
+        rows = {}
+        for key in only:
+            log(f"round {round_no}/{repeat}: running {key}")
+            try:
+                rows[key] = known[key]()
+            except Exception as e:
+                log(f"{key} FAILED: {e}")
+                continue
+            log(f"{key}: {rows[key]}")
+        all_rows.append(rows)
+        print(table([dict(r, label=f"{r['label']} (round {round_no})") for r in rows.values()]))
+        native = rows.get("native_sync", {}).get("tps")
+        for key in ("instarec_sync", "instarec_sync_s3"):
+            tps = rows.get(key, {}).get("tps")
+            if tps and native:
+                print(f"round {round_no}: {key} {tps:.0f} TPS vs native_sync {native:.0f} TPS "
+                      f"= {tps / native * 100:.0f} %")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

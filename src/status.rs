@@ -124,7 +124,10 @@ async fn with_live_postgres(mut report: StatusReport, config: &Config) -> Status
         (Some(e), Some(s)) => Some(e.0.saturating_sub(s.0)),
         _ => None,
     };
-    let synchronous = config.primary.as_ref().is_some_and(|p| p.synchronous);
+    // Zero-loss only while the primary waits for the shipper; trusted from
+    // the config when the primary cannot be asked.
+    let synchronous = config.primary.as_ref().is_some_and(|p| p.synchronous)
+        && live.synchronous_active.unwrap_or(true);
     report.estimated_rpo_bytes = if synchronous {
         Some(0)
     } else {

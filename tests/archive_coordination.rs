@@ -2,11 +2,9 @@
 
 mod support;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use instarec::archive::{
@@ -14,10 +12,8 @@ use instarec::archive::{
     Epoch, EpochClaim, S3Settings, FORMAT_VERSION,
 };
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectMeta, ObjectStore};
+use support::hooked_store::{HookedStore, StoreHooks};
 
 fn file_archive(dir: &std::path::Path) -> Archive {
     Archive::open(&ArchiveSettings::new(format!("file://{}", dir.display()))).unwrap()
@@ -192,65 +188,31 @@ async fn epochs_are_claimed_in_order_and_fence_older_writers() {
     archive.ensure_current_epoch(Epoch(11)).await.unwrap();
 }
 
-/// A real store whose listings take a snapshot, then wait before answering.
-/// Claimers that start together all see "no epoch yet" and all try to create
-/// epoch 1: the race is certain instead of likely, and only the store's
-/// create-if-absent can settle it.
+/// Hooks making a real store's listings take a snapshot, then wait before
+/// answering. Claimers that start together all see "no epoch yet" and all
+/// try to create epoch 1: the race is certain instead of likely, and only
+/// the store's create-if-absent can settle it.
 #[derive(Debug)]
 struct SlowListing {
-    inner: Arc<dyn ObjectStore>,
     delay: Duration,
 }
 
 fn racing_store(inner: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
-    Arc::new(SlowListing {
+    HookedStore::new(
         inner,
-        delay: Duration::from_millis(500),
-    })
+        SlowListing {
+            delay: Duration::from_millis(500),
+        },
+    )
 }
 
-impl fmt::Display for SlowListing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlowListing({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for SlowListing {
-    async fn put_opts(
+impl StoreHooks for SlowListing {
+    fn list(
         &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        let listing = self.inner.list(prefix);
+        inner: &dyn ObjectStore,
+        prefix: Option<&Path>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let listing = inner.list(prefix);
         let delay = self.delay;
         futures::stream::once(async move {
             let snapshot: Vec<_> = listing.collect().await;
@@ -259,19 +221,6 @@ impl ObjectStore for SlowListing {
         })
         .flatten()
         .boxed()
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 

@@ -2,21 +2,18 @@
 //! in-memory store: transient faults are retried, permanent ones surface at
 //! once, and a lost acknowledgement of a create is harmless.
 
-use std::fmt;
+mod support;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use instarec::archive::{Archive, ArchiveError, ArchiveSettings, PutOutcome, RetryPolicy};
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{GetOptions, GetResult, ObjectStore, PutOptions, PutPayload, PutResult};
+use support::hooked_store::{HookedStore, StoreHooks};
 
 /// What the next calls of one kind should do.
 #[derive(Debug, Clone, Copy)]
@@ -54,27 +51,19 @@ impl Fault {
     }
 }
 
-/// InMemory with scripted faults on put and get, counting attempts.
-#[derive(Debug)]
-struct FaultyStore {
-    inner: InMemory,
+/// Hooks with scripted faults on put and get, counting attempts.
+#[derive(Debug, Default)]
+struct Faults {
     put_faults: Mutex<Vec<Fault>>,
     get_faults: Mutex<Vec<Fault>>,
     puts: AtomicU32,
     gets: AtomicU32,
 }
 
-impl FaultyStore {
-    fn new() -> Arc<FaultyStore> {
-        Arc::new(FaultyStore {
-            inner: InMemory::new(),
-            put_faults: Mutex::new(Vec::new()),
-            get_faults: Mutex::new(Vec::new()),
-            puts: AtomicU32::new(0),
-            gets: AtomicU32::new(0),
-        })
-    }
+/// InMemory with `Faults` around its put and get.
+type FaultyStore = HookedStore<Faults>;
 
+impl Faults {
     fn fail_puts(&self, faults: &[Fault]) {
         *self.put_faults.lock().unwrap() = faults.iter().rev().copied().collect();
     }
@@ -89,16 +78,11 @@ impl FaultyStore {
     }
 }
 
-impl fmt::Display for FaultyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyStore({})", self.inner)
-    }
-}
-
 #[async_trait]
-impl ObjectStore for FaultyStore {
-    async fn put_opts(
+impl StoreHooks for Faults {
+    async fn put(
         &self,
+        inner: &dyn ObjectStore,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
@@ -106,58 +90,27 @@ impl ObjectStore for FaultyStore {
         self.puts.fetch_add(1, Ordering::SeqCst);
         let fault = self.put_faults.lock().unwrap().pop();
         match fault {
-            None => self.inner.put_opts(location, payload, opts).await,
+            None => inner.put_opts(location, payload, opts).await,
             Some(Fault::LostAck) => {
-                self.inner.put_opts(location, payload, opts).await?;
+                inner.put_opts(location, payload, opts).await?;
                 Err(Fault::LostAck.error(location))
             }
             Some(fault) => Err(fault.error(location)),
         }
     }
 
-    async fn put_multipart_opts(
+    async fn get(
         &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
+        inner: &dyn ObjectStore,
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         let fault = self.get_faults.lock().unwrap().pop();
         match fault {
-            None => self.inner.get_opts(location, options).await,
+            None => inner.get_opts(location, options).await,
             Some(fault) => Err(fault.error(location)),
         }
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
@@ -177,9 +130,9 @@ fn archive_over(store: &Arc<FaultyStore>, max_attempts: u32) -> Archive {
 
 #[tokio::test]
 async fn transient_faults_are_retried_until_the_call_succeeds() {
-    let store = FaultyStore::new();
+    let store = FaultyStore::in_memory(Faults::default());
     let archive = archive_over(&store, 5);
-    store.fail_puts(&[
+    store.hooks.fail_puts(&[
         Fault::ConnectionReset,
         Fault::ServiceUnavailable,
         Fault::ConnectionReset,
@@ -189,18 +142,20 @@ async fn transient_faults_are_retried_until_the_call_succeeds() {
         archive.put("wal/1", payload.clone()).await.unwrap(),
         PutOutcome::Created
     );
-    assert_eq!(store.puts.load(Ordering::SeqCst), 4);
+    assert_eq!(store.hooks.puts.load(Ordering::SeqCst), 4);
 
-    store.fail_gets(&[Fault::ServiceUnavailable, Fault::ConnectionReset]);
+    store
+        .hooks
+        .fail_gets(&[Fault::ServiceUnavailable, Fault::ConnectionReset]);
     assert_eq!(archive.get("wal/1").await.unwrap(), payload);
-    assert_eq!(store.gets.load(Ordering::SeqCst), 3);
+    assert_eq!(store.hooks.gets.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn retries_stop_after_max_attempts_and_surface_the_last_error() {
-    let store = FaultyStore::new();
+    let store = FaultyStore::in_memory(Faults::default());
     let archive = archive_over(&store, 3);
-    store.fail_puts(&[Fault::ConnectionReset; 10]);
+    store.hooks.fail_puts(&[Fault::ConnectionReset; 10]);
     let err = archive
         .put("wal/1", Bytes::from_static(b"x"))
         .await
@@ -210,15 +165,15 @@ async fn retries_stop_after_max_attempts_and_surface_the_last_error() {
         "{err}"
     );
     assert!(err.to_string().contains("connection reset"), "{err}");
-    assert_eq!(store.puts.load(Ordering::SeqCst), 3);
+    assert_eq!(store.hooks.puts.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn permanent_errors_surface_at_once() {
-    let store = FaultyStore::new();
+    let store = FaultyStore::in_memory(Faults::default());
     let archive = archive_over(&store, 5);
     // One scripted fault: a retry would succeed, and show up as a second put.
-    store.fail_puts(&[Fault::PermissionDenied]);
+    store.hooks.fail_puts(&[Fault::PermissionDenied]);
     let err = archive
         .put("wal/1", Bytes::from_static(b"x"))
         .await
@@ -233,35 +188,35 @@ async fn permanent_errors_surface_at_once() {
         ),
         "{err}"
     );
-    assert_eq!(store.puts.load(Ordering::SeqCst), 1);
+    assert_eq!(store.hooks.puts.load(Ordering::SeqCst), 1);
 
     // NotFound is permanent too, and maps to the archive's own NotFound.
-    store.reset_counts();
+    store.hooks.reset_counts();
     assert!(matches!(
         archive.get("wal/absent").await,
         Err(ArchiveError::NotFound { .. })
     ));
-    assert_eq!(store.gets.load(Ordering::SeqCst), 1);
+    assert_eq!(store.hooks.gets.load(Ordering::SeqCst), 1);
 
     // So is AlreadyExists: one create attempt, then the content comparison.
-    store.reset_counts();
+    store.hooks.reset_counts();
     archive
         .put("wal/2", Bytes::from_static(b"same"))
         .await
         .unwrap();
-    store.reset_counts();
+    store.hooks.reset_counts();
     assert!(matches!(
         archive.put("wal/2", Bytes::from_static(b"different")).await,
         Err(ArchiveError::Conflict { .. })
     ));
-    assert_eq!(store.puts.load(Ordering::SeqCst), 1);
+    assert_eq!(store.hooks.puts.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn a_lost_acknowledgement_of_a_create_is_harmless() {
-    let store = FaultyStore::new();
+    let store = FaultyStore::in_memory(Faults::default());
     let archive = archive_over(&store, 5);
-    store.fail_puts(&[Fault::LostAck]);
+    store.hooks.fail_puts(&[Fault::LostAck]);
     let payload = Bytes::from_static(b"segment that did land");
     // The first attempt wrote the object but reported failure; the retry finds
     // it in place with the same checksum.
@@ -269,6 +224,6 @@ async fn a_lost_acknowledgement_of_a_create_is_harmless() {
         archive.put("wal/1", payload.clone()).await.unwrap(),
         PutOutcome::AlreadyIdentical
     );
-    assert_eq!(store.puts.load(Ordering::SeqCst), 2);
+    assert_eq!(store.hooks.puts.load(Ordering::SeqCst), 2);
     assert_eq!(archive.get("wal/1").await.unwrap(), payload);
 }

@@ -5,75 +5,9 @@ mod support;
 
 use instarec::config::{CutoverMethods, CutoverSection, HaproxySection};
 use instarec::cutover::{self, CutoverTarget};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-use support::process::{free_port, log_tail, wait_for_port, GroupChild};
-use support::{require_binary, Postgres};
+use support::haproxy::Haproxy;
+use support::Postgres;
 use tokio_postgres::{Client, NoTls};
-
-struct Haproxy {
-    _process: GroupChild,
-    port: u16,
-    socket: String,
-    tcp_api: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Haproxy {
-    /// haproxy with backend `pg`, server `primary` → 127.0.0.1:`upstream`.
-    fn start(upstream: u16) -> Haproxy {
-        let binary = require_binary("haproxy", "haproxy");
-        let dir = tempfile::tempdir().unwrap();
-        let (port, api_port) = (free_port(), free_port());
-        let socket = dir.path().join("admin.sock");
-        let cfg = dir.path().join("haproxy.cfg");
-        std::fs::write(
-            &cfg,
-            format!(
-                "global\n  stats socket {} mode 600 level admin\n  stats socket ipv4@127.0.0.1:{api_port} level admin\n\
-                 defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1m\n  timeout server 1m\n\
-                 frontend pg\n  bind 127.0.0.1:{port}\n  default_backend pg\n\
-                 backend pg\n  server primary 127.0.0.1:{upstream}\n",
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("haproxy.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(binary);
-        cmd.arg("-f")
-            .arg(&cfg)
-            .arg("-db")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        let process = GroupChild::spawn("haproxy", cmd, libc::SIGTERM, Duration::from_secs(5))
-            .expect("spawning haproxy");
-        assert!(
-            wait_for_port(port, Duration::from_secs(20)) && wait_until_exists(&socket),
-            "haproxy did not start:\n{}",
-            log_tail(&log, 30)
-        );
-        Haproxy {
-            _process: process,
-            port,
-            socket: format!("unix:{}", socket.display()),
-            tcp_api: format!("127.0.0.1:{api_port}"),
-            _dir: dir,
-        }
-    }
-}
-
-fn wait_until_exists(path: &Path) -> bool {
-    for _ in 0..200 {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 fn section(runtime_api: &str, server: &str) -> CutoverSection {
     CutoverSection {
@@ -113,7 +47,7 @@ async fn server_port(client: &Client) -> Result<u16, String> {
 async fn haproxy_is_repointed_and_sessions_to_the_old_primary_are_closed() {
     let a = Postgres::start();
     let b = Postgres::start();
-    let haproxy = Haproxy::start(a.port());
+    let haproxy = Haproxy::start("pg", a.port());
     let on_a = connect(haproxy.port).await;
     assert_eq!(server_port(&on_a).await, Ok(a.port()));
 
@@ -150,7 +84,7 @@ async fn haproxy_is_repointed_and_sessions_to_the_old_primary_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_server_is_an_error_naming_it() {
     let a = Postgres::start();
-    let haproxy = Haproxy::start(a.port());
+    let haproxy = Haproxy::start("pg", a.port());
     let target = CutoverTarget {
         host: "127.0.0.1".into(),
         port: a.port(),

@@ -11,85 +11,18 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::haproxy::Haproxy;
 use support::instarec::run;
 use support::mariadb_topology::{
     assert_lost_within_rpo, assert_refused_as_not_a_standby, ids_on, lost_ids, text, write_config,
-    Cluster, Daemon, Ledger, APP,
+    Cluster, Daemon, APP,
 };
-use support::process::{free_port, log_tail, wait_for_port, GroupChild};
-use support::{require_binary, MariaDb};
+use support::process::{free_port, log_tail};
+use support::MariaDb;
 
 /// How long the returning old primary is watched for traffic.
 const NEVER_BACK_WATCH: Duration = Duration::from_secs(3);
-
-/// A haproxy in TCP mode: frontend on `port`, backend `mysql` with server
-/// `primary`, runtime API on a unix socket.
-struct Haproxy {
-    _process: GroupChild,
-    port: u16,
-    socket: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Haproxy {
-    fn start(upstream: u16) -> Haproxy {
-        let binary = require_binary("haproxy", "haproxy");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let socket = dir.path().join("admin.sock");
-        let cfg = dir.path().join("haproxy.cfg");
-        std::fs::write(
-            &cfg,
-            format!(
-                "global\n  stats socket {} mode 600 level admin\n\
-                 defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 1m\n  timeout server 1m\n\
-                 frontend mysql\n  bind 127.0.0.1:{port}\n  default_backend mysql\n\
-                 backend mysql\n  server primary 127.0.0.1:{upstream}\n",
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("haproxy.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(binary);
-        cmd.arg("-f")
-            .arg(&cfg)
-            .arg("-db")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        let process = GroupChild::spawn("haproxy", cmd, libc::SIGTERM, Duration::from_secs(5))
-            .expect("spawning haproxy");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !(socket.exists() && wait_for_port(port, Duration::from_millis(100))) {
-            assert!(
-                Instant::now() < deadline,
-                "haproxy did not start:\n{}",
-                log_tail(&log, 30)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Haproxy {
-            _process: process,
-            port,
-            socket: format!("unix:{}", socket.display()),
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// The [cutover] section promote uses to repoint this haproxy; its
-    /// frontend is `listen`, the path of promote's first write.
-    fn cutover_section(&self) -> String {
-        format!(
-            "[cutover]\nmethod = \"haproxy\"\nlisten = \"127.0.0.1:{}\"\n\n[cutover.haproxy]\nruntime_api = \"{}\"\nbackend = \"mysql\"\nserver = \"primary\"\n",
-            self.port, self.socket
-        )
-    }
-}
 
 /// (@@server_id, @@port) of a fresh connection through `port`, as `APP`.
 fn server_through(db: &MariaDb, port: u16) -> Result<(u32, u16), String> {
@@ -307,7 +240,7 @@ fn planned_switchover_through_the_proxy_moves_clients_and_the_first_write() {
         Ok((1, c.primary.port()))
     );
 
-    let ledger = Ledger::start(c.app_url(listen));
+    let ledger = c.ledger_through(listen);
     ledger.wait_for(200);
     let report = c.promote(&["--planned"]);
     // The client keeps committing through the proxy, now on the new primary.
@@ -337,7 +270,7 @@ fn failover_through_the_proxy_then_the_old_primary_returns_fenced() {
         "[cutover]\nmethod = \"proxy\"\nlisten = \"127.0.0.1:{listen}\"\nproxy_control = \"127.0.0.1:{control}\"\n"
     ));
     let proxy = Daemon::start(&c.config, "proxy", listen);
-    let ledger = Ledger::start(c.app_url(listen));
+    let ledger = c.ledger_through(listen);
     ledger.wait_for(100);
     c.primary.kill9();
     let report = c.promote(&[]);
@@ -369,13 +302,13 @@ fn failover_through_the_proxy_then_the_old_primary_returns_fenced() {
 #[test]
 fn failover_through_haproxy_repoints_it_and_the_old_primary_stays_out() {
     let mut c = Cluster::start();
-    let haproxy = Haproxy::start(c.primary.port());
+    let haproxy = Haproxy::start("mysql", c.primary.port());
     c.add_config(&haproxy.cutover_section());
     assert_eq!(
         server_through(&c.primary, haproxy.port),
         Ok((1, c.primary.port()))
     );
-    let ledger = Ledger::start(c.app_url(haproxy.port));
+    let ledger = c.ledger_through(haproxy.port);
     ledger.wait_for(100);
     c.primary.kill9();
     let report = c.promote(&[]);
@@ -397,9 +330,9 @@ fn failover_through_haproxy_repoints_it_and_the_old_primary_stays_out() {
 #[test]
 fn planned_switchover_through_haproxy_moves_clients() {
     let c = Cluster::start();
-    let haproxy = Haproxy::start(c.primary.port());
+    let haproxy = Haproxy::start("mysql", c.primary.port());
     c.add_config(&haproxy.cutover_section());
-    let ledger = Ledger::start(c.app_url(haproxy.port));
+    let ledger = c.ledger_through(haproxy.port);
     ledger.wait_for(200);
     let report = c.promote(&["--planned"]);
     ledger.wait_for(ledger.count() + 100);

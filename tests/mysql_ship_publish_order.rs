@@ -10,44 +10,33 @@
 mod support;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use instarec::archive::{Archive, ArchiveSettings};
 use instarec::config::Config;
 use instarec::engines::mysql::index::ChunkIndex;
 use instarec::engines::mysql::layout;
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectStore, PutOptions, PutPayload, PutResult};
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::hooked_store::{HookedStore, StoreHooks};
 use support::MariaDb;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// In-memory store whose chunk writes take `chunk_delay`, and which records
-/// when each write became visible.
+/// Hooks making chunk writes take `chunk_delay`, recording when each write
+/// became visible.
 #[derive(Debug)]
-struct SlowChunkStore {
-    inner: InMemory,
+struct SlowChunks {
     chunk_delay: Duration,
     written: Mutex<HashMap<String, Instant>>,
 }
 
-impl fmt::Display for SlowChunkStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlowChunkStore({})", self.inner)
-    }
-}
-
 #[async_trait]
-impl ObjectStore for SlowChunkStore {
-    async fn put_opts(
+impl StoreHooks for SlowChunks {
+    async fn put(
         &self,
+        inner: &dyn ObjectStore,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
@@ -55,52 +44,12 @@ impl ObjectStore for SlowChunkStore {
         if location.as_ref().starts_with(layout::BINLOG_PREFIX) {
             tokio::time::sleep(self.chunk_delay).await;
         }
-        let result = self.inner.put_opts(location, payload, opts).await?;
+        let result = inner.put_opts(location, payload, opts).await?;
         self.written
             .lock()
             .unwrap()
             .insert(location.to_string(), Instant::now());
         Ok(result)
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
     }
 }
 
@@ -113,8 +62,7 @@ fn every_chunk_is_durable_before_its_index_is_written() {
         db.url()
     ))
     .expect("config");
-    let store = Arc::new(SlowChunkStore {
-        inner: InMemory::new(),
+    let store = HookedStore::in_memory(SlowChunks {
         chunk_delay: Duration::from_millis(150),
         written: Mutex::new(HashMap::new()),
     });
@@ -150,7 +98,7 @@ fn every_chunk_is_durable_before_its_index_is_written() {
         .expect("shipper task")
         .expect("shipper stopped cleanly");
 
-    let written = store.written.lock().unwrap().clone();
+    let written = store.hooks.written.lock().unwrap().clone();
     let bound = runtime.block_on(async {
         let record = archive
             .read_cluster()

@@ -9,7 +9,6 @@ use instarec::engines::postgres::layout;
 use instarec_postgres::{Lsn, TimelineId};
 use std::time::{Duration, Instant};
 use support::instarec::{write_pg_config, Shipper};
-use support::postgres::new_scratch_dir;
 use support::{PgOptions, Postgres};
 
 #[test]
@@ -18,21 +17,7 @@ fn a_fenced_shipper_with_follow_promotions_ships_from_the_new_primary() {
         extra_conf: vec![("wal_keep_size".into(), "1GB".into())],
         ..Default::default()
     });
-    let scratch = new_scratch_dir();
-    let data_dir = scratch.path().join("data");
-    let out = primary
-        .client_command("pg_basebackup")
-        .arg("-D")
-        .arg(&data_dir)
-        .args(["-X", "stream", "-R", "-c", "fast"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let standby = Postgres::start_existing(scratch, data_dir, None);
+    let standby = primary.streaming_standby();
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}/archive", dir.path().display());

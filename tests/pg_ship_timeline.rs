@@ -9,7 +9,6 @@ use instarec::engines::postgres::layout;
 use instarec_postgres::{Lsn, SegmentNo, TimelineId, WalSegmentSize};
 use std::time::{Duration, Instant};
 use support::instarec::{write_pg_config, Shipper};
-use support::postgres::new_scratch_dir;
 use support::{PgOptions, Postgres};
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -28,29 +27,10 @@ fn shipping_from_a_standby_follows_its_promotion_to_a_new_timeline() {
     });
     primary.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS x");
 
-    let scratch = new_scratch_dir();
-    let data_dir = scratch.path().join("data");
-    let out = primary
-        .client_command("pg_basebackup")
-        .arg("-D")
-        .arg(&data_dir)
-        .args(["-X", "stream", "-R", "-c", "fast"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(data_dir.join("postgresql.auto.conf"))
-        .and_then(|mut f| {
-            use std::io::Write;
-            writeln!(f, "wal_keep_size = '1GB'")
-        })
-        .unwrap();
-    let standby = Postgres::start_existing(scratch, data_dir, None);
+    let standby = primary.streaming_standby();
+    // It will be promoted and shipped from: it keeps WAL as the primary
+    // does, with the postgresql.conf the base backup copied.
+    assert_eq!(standby.psql("SHOW wal_keep_size"), "1GB");
     assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "t");
 
     let dir = tempfile::tempdir().unwrap();

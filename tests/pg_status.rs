@@ -6,7 +6,7 @@ use instarec_postgres::Lsn;
 use std::process::Command;
 use std::time::Duration;
 use support::instarec::{binary, write_pg_config, Shipper};
-use support::Postgres;
+use support::{PgOptions, Postgres};
 
 #[test]
 fn status_reports_owner_epoch_and_archive_end_of_a_shipping_cluster() {
@@ -100,4 +100,47 @@ fn status_reports_owner_epoch_and_archive_end_of_a_shipping_cluster() {
         "{}",
         String::from_utf8_lossy(&unknown.stdout)
     );
+}
+
+fn status_json(config: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `synchronous = true` promises RPO 0 only while the primary really waits
+/// for the shipper; a config that says so is not enough.
+#[test]
+fn status_reports_zero_rpo_only_while_the_primary_waits_for_the_shipper() {
+    let pg = Postgres::start_with(PgOptions {
+        synchronous_standby_names: Some("instarec".into()),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let config = write_pg_config(dir.path(), &url, &pg.url(), "synchronous = true", "");
+    let shipper = Shipper::start(&config);
+    pg.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS x");
+    let waiting = status_json(&config);
+    assert_eq!(waiting["live"]["synchronous_active"], true, "{waiting}");
+    assert_eq!(waiting["estimated_rpo_bytes"], 0, "{waiting}");
+    assert_eq!(shipper.stop(), 0);
+
+    // Shipper gone: the primary no longer waits for anyone (local commits
+    // go on), so the estimate is the measured lag, not the config's promise.
+    pg.psql("SET synchronous_commit = local; INSERT INTO t SELECT generate_series(1, 100000)");
+    let alone = status_json(&config);
+    assert_eq!(alone["live"]["synchronous_active"], false, "{alone}");
+    let lag = alone["archive_lag_bytes"].as_u64().expect("lag measured");
+    assert!(lag > 0, "{alone}");
+    assert_eq!(alone["estimated_rpo_bytes"], lag, "{alone}");
 }

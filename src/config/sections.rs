@@ -203,6 +203,11 @@ pub struct PromoteSection {
     /// with the old primary's final position; default "30s".
     #[serde(default = "defaults::drain_timeout")]
     pub drain_timeout: HumanDuration,
+    /// Failover only (old primary unreachable): before claiming the epoch,
+    /// wait until the archive has not grown for this long, so the old
+    /// primary's shipper can still upload what it had received. Default:
+    /// twice [primary] flush_interval plus 100 ms; "0s" claims at once.
+    pub failover_settle: Option<HumanDuration>,
 }
 
 impl Default for PromoteSection {
@@ -210,6 +215,7 @@ impl Default for PromoteSection {
         PromoteSection {
             old_primary_timeout: defaults::old_primary_timeout(),
             drain_timeout: defaults::drain_timeout(),
+            failover_settle: None,
         }
     }
 }

@@ -30,6 +30,33 @@ pub async fn archive_reaches<C: ServerControl>(
     }
 }
 
+/// Waits until the archive's end has not moved for `quiet`. False when it
+/// was still moving at `bound`.
+pub async fn archive_settles<C: ServerControl>(
+    control: &C,
+    archive: &Archive,
+    quiet: Duration,
+    bound: Duration,
+) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + bound;
+    let mut last = control.archive_end(archive).await?;
+    let mut since = Instant::now();
+    loop {
+        if since.elapsed() >= quiet {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(ARCHIVE_POLL).await;
+        let now = control.archive_end(archive).await?;
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+    }
+}
+
 /// How a standby drain ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Drained<P> {

@@ -38,6 +38,18 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
         promote: &config.promote,
         cutover: config.cutover.as_ref(),
         synchronous: config.primary.as_ref().is_some_and(|p| p.synchronous),
+        failover_settle: config
+            .promote
+            .failover_settle
+            .map(|d| d.0)
+            .unwrap_or_else(|| {
+                let flush = config
+                    .primary
+                    .as_ref()
+                    .map(|p| p.flush_interval.0)
+                    .unwrap_or(Duration::from_millis(200));
+                flush * 2 + Duration::from_millis(100)
+            }),
     };
     let engine = config
         .primary

@@ -43,6 +43,10 @@ impl Default for PromoteOptions {
     }
 }
 
+/// How much longer than `failover_settle` a failover waits for a still-
+/// growing archive before it claims the epoch anyway.
+const FAILOVER_SETTLE_BOUND: Duration = Duration::from_secs(2);
+
 /// The configuration promote works from.
 pub struct Plan<'a> {
     /// The archive, not yet bound to a cluster.
@@ -51,6 +55,9 @@ pub struct Plan<'a> {
     pub cutover: Option<&'a CutoverSection>,
     /// [primary] synchronous: the shipper acknowledged only durable log.
     pub synchronous: bool,
+    /// How long the archive must stay still before a failover claims the
+    /// epoch ([promote] failover_settle).
+    pub failover_settle: Duration,
 }
 
 pub async fn run<C: ServerControl>(
@@ -110,6 +117,24 @@ pub async fn run<C: ServerControl>(
             notes.push(format!(
                 "old primary {addr} unreachable ({reason}): failover"
             ));
+            // The old primary's shipper may still hold complete transactions
+            // it received before the crash; claiming the epoch would fence
+            // them out of the archive. Bounded: a partitioned primary whose
+            // shipper keeps shipping must not stall the failover.
+            if !plan.failover_settle.is_zero() {
+                let bound = plan.failover_settle + FAILOVER_SETTLE_BOUND;
+                let settled = steps
+                    .time(
+                        "archive_settle",
+                        drain::archive_settles(control, &archive, plan.failover_settle, bound),
+                    )
+                    .await?;
+                if !settled {
+                    notes.push(format!(
+                        "the archive was still growing after {bound:?}: the old primary's shipper may still be running; claiming the epoch fences it"
+                    ));
+                }
+            }
             None
         }
     };

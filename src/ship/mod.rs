@@ -1,9 +1,11 @@
 //! `instarec ship`: stream the primary's log into the archive, continuously.
 
 pub mod epoch_claim;
+pub mod in_order;
 pub mod metrics;
 pub mod pipeline;
 pub mod position_record;
+pub mod superseded;
 
 use crate::archive::{Archive, Engine};
 use crate::config::{Config, ConfigError, PrimarySection};

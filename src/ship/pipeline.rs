@@ -2,17 +2,21 @@
 //! acknowledge. It owns all timing so engines only translate.
 //!
 //! Durability rule (invariant 1): the source is acknowledged only with the
-//! `upto` of a cut whose every object the archive confirmed.
+//! `upto` of a cut whose every object the archive confirmed, and whose
+//! earlier cuts all did too. Several cuts may upload at once; they are
+//! finished (acknowledged, superseded objects deleted) strictly in order.
 
+use super::in_order::{AnnounceTurn, InOrder};
 use super::metrics::ShipMetrics;
 use super::position_record::{self, PositionRecord};
+use super::superseded::SupersededDeleter;
 use crate::archive::{Archive, Epoch};
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::Context as _;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,10 @@ pub struct PipelineOptions {
     pub max_buffered_bytes: u64,
     /// Status messages go out at least this often, even when idle.
     pub status_interval: Duration,
+    /// Cuts uploading at once. More than one lets a commit that arrives
+    /// while a cut is in flight start its own upload at once instead of
+    /// waiting a whole round trip (synchronous mode's commit latency).
+    pub max_uploads_in_flight: usize,
 }
 
 impl PipelineOptions {
@@ -39,6 +47,10 @@ impl PipelineOptions {
             // Two 16 MiB segments: keeps ship's memory bounded while catching up.
             max_buffered_bytes: 32 * 1024 * 1024,
             status_interval: Duration::from_secs(10),
+            max_uploads_in_flight: std::env::var("INSTAREC_UPLOADS_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_UPLOADS_IN_FLIGHT),
         }
     }
 }
@@ -54,7 +66,18 @@ pub struct ShipSummary {
 /// How often an idle shipper checks whether it was fenced (one HEAD).
 const FENCE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-type Upload<P> = JoinHandle<anyhow::Result<(Cut<P>, Duration)>>;
+const DEFAULT_UPLOADS_IN_FLIGHT: usize = 4;
+
+/// Uploads in flight, finished in the order they started.
+type Uploads<P> = InOrder<anyhow::Result<(Cut<P>, Duration)>>;
+
+/// What starting an upload needs besides the cut.
+struct Uploader {
+    archive: Archive,
+    epoch: Epoch,
+    /// Passed on by the last cut started; the next one announces after it.
+    last_turn: Option<oneshot::Receiver<()>>,
+}
 
 struct State<P> {
     durable: P,
@@ -90,7 +113,14 @@ pub async fn run<S: LogSource>(
         uploaded_objects: 0,
         uploaded_bytes: 0,
     };
-    let mut in_flight: Option<Upload<S::Position>> = None;
+    let mut uploads: Uploads<S::Position> = InOrder::default();
+    let mut uploader = Uploader {
+        archive: archive.clone(),
+        epoch,
+        last_turn: None,
+    };
+    let deleter = SupersededDeleter::start(archive.clone(), Arc::clone(&metrics));
+    let max_in_flight = options.max_uploads_in_flight.max(1);
     // Status, position records and lag metrics; flushes have their own deadline.
     let mut ticker =
         tokio::time::interval(Duration::from_millis(200).min(options.position_interval));
@@ -99,30 +129,26 @@ pub async fn run<S: LogSource>(
     // flush_interval, which bounds the archive's lag.
     let mut uncut_since: Option<Instant> = None;
     let mut last_fence_check = Instant::now();
-    let mut in_flight_bytes: u64 = 0;
     source.acknowledge(&st.durable).await?;
 
     loop {
         // Uploads in flight hold their bytes too: both count toward the bound.
-        let held = source.buffered_bytes()
-            + if in_flight.is_some() {
-                in_flight_bytes
-            } else {
-                0
-            };
+        let held = source.buffered_bytes() + uploads.bytes();
         let can_read = held < options.max_buffered_bytes;
+        let room = uploads.len() < max_in_flight;
         let flush_at = uncut_since
-            .filter(|_| in_flight.is_none())
+            .filter(|_| room)
             .map(|t| tokio::time::Instant::from_std(t + options.flush_interval));
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
-                in_flight = None;
+            Some(done) = uploads.next_done(), if !uploads.is_empty() => {
                 let (cut, took) = done.context("upload task panicked")??;
-                finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
+                // The cut's upload checked the fence before writing.
+                last_fence_check = Instant::now();
+                finish_cut(&mut source, &deleter, &metrics, &mut st, cut, took).await?;
                 if options.synchronous && source.buffered_bytes() > 0 {
-                    in_flight = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await?;
+                    start_upload(&mut source, &mut uploader, &mut uploads);
                     uncut_since = None;
                 }
             }
@@ -134,9 +160,10 @@ pub async fn run<S: LogSource>(
                         if primary.is_some() {
                             st.primary = primary;
                         }
+                        // Synchronous: the primary is waiting for these bytes.
                         let due = options.synchronous || source.buffered_bytes() >= options.flush_bytes;
-                        if due && in_flight.is_none() {
-                            in_flight = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await?;
+                        if due && uploads.len() < max_in_flight {
+                            start_upload(&mut source, &mut uploader, &mut uploads);
                             uncut_since = None;
                         }
                     }
@@ -150,7 +177,7 @@ pub async fn run<S: LogSource>(
                 }
             }
             _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
-                in_flight = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await?;
+                start_upload(&mut source, &mut uploader, &mut uploads);
                 uncut_since = None;
             }
             _ = ticker.tick() => {
@@ -171,14 +198,12 @@ pub async fn run<S: LogSource>(
     }
 
     // Shutdown: whatever was received goes to the archive before we exit.
-    if let Some(upload) = in_flight.take() {
-        let (cut, took) = upload.await.context("upload task panicked")??;
-        finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
+    start_upload(&mut source, &mut uploader, &mut uploads);
+    while let Some(done) = uploads.next_done().await {
+        let (cut, took) = done.context("upload task panicked")??;
+        finish_cut(&mut source, &deleter, &metrics, &mut st, cut, took).await?;
     }
-    if let Some(upload) = start_upload(&mut source, &archive, epoch, &mut in_flight_bytes).await? {
-        let (cut, took) = upload.await.context("upload task panicked")??;
-        finish_cut(&mut source, &archive, &metrics, &mut st, cut, took).await?;
-    }
+    deleter.finish().await;
     tracing::info!(durable = %st.durable, "shipper stopped after flushing");
     Ok(ShipSummary {
         durable: st.durable.to_string(),
@@ -187,27 +212,34 @@ pub async fn run<S: LogSource>(
     })
 }
 
-/// Checks the fence, cuts the buffer and uploads the cut's objects
-/// concurrently in a task. None when there was nothing to cut.
-async fn start_upload<S: LogSource>(
+/// Cuts the buffer and starts a task that checks the fence and uploads the
+/// cut's objects concurrently. Does nothing when there was nothing to cut.
+fn start_upload<S: LogSource>(
     source: &mut S,
-    archive: &Archive,
-    epoch: Epoch,
-    in_flight_bytes: &mut u64,
-) -> anyhow::Result<Option<Upload<S::Position>>> {
-    // Invariant 4: a fenced writer must not write. Checked before every cut.
-    archive.ensure_current_epoch(epoch).await?;
+    uploader: &mut Uploader,
+    uploads: &mut Uploads<S::Position>,
+) {
     let Some(cut) = source.cut() else {
-        return Ok(None);
+        return;
     };
-    *in_flight_bytes = cut.payload_bytes();
-    let archive = archive.clone();
-    Ok(Some(tokio::spawn(async move {
+    let bytes = cut.payload_bytes();
+    let (mut turn, next) = AnnounceTurn::after(uploader.last_turn.take());
+    uploader.last_turn = Some(next);
+    let (archive, epoch) = (uploader.archive.clone(), uploader.epoch);
+    let task = tokio::spawn(async move {
         let started = Instant::now();
+        // Invariant 4: a fenced writer must not write. Checked before every
+        // cut's first write; the HEAD may overlap an earlier cut's PUTs, but
+        // it completes before any PUT of this cut starts.
+        archive.ensure_current_epoch(epoch).await?;
         put_all(&archive, &cut.objects).await?;
+        // A reader that finds an announcement finds what every earlier one names.
+        turn.wait().await?;
         put_all(&archive, &cut.announcements).await?;
+        turn.pass();
         Ok((cut, started.elapsed()))
-    })))
+    });
+    uploads.push(task, bytes);
 }
 
 /// Writes `objects` concurrently; returns once every one is durable.
@@ -222,9 +254,10 @@ async fn put_all(archive: &Archive, objects: &[(String, Bytes)]) -> anyhow::Resu
     Ok(())
 }
 
+/// Called in cut order, once the cut and every earlier one are durable.
 async fn finish_cut<S: LogSource>(
     source: &mut S,
-    archive: &Archive,
+    deleter: &SupersededDeleter,
     metrics: &ShipMetrics,
     st: &mut State<S::Position>,
     cut: Cut<S::Position>,
@@ -246,13 +279,7 @@ async fn finish_cut<S: LogSource>(
     tracing::debug!(durable = %st.durable, objects, ms = took.as_millis() as u64, "durable in archive");
     source.acknowledge(&st.durable).await?;
     st.last_status = Instant::now();
-    for key in &cut.superseded {
-        if let Err(e) = archive.delete(key).await {
-            // Harmless: a later start cleans superseded partials again.
-            metrics.errors.inc();
-            tracing::warn!(%key, error = %e, "could not delete a superseded object");
-        }
-    }
+    deleter.delete(cut.superseded).await;
     Ok(())
 }
 

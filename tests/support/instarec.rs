@@ -125,3 +125,21 @@ pub fn run(config: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("running instarec")
 }
+
+/// Writes a config atomically: running commands (a standby's
+/// restore_command, a relay) may read it while a test rewrites it.
+pub fn write_config(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A finished command's exit code and output, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

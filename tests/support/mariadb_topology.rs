@@ -5,15 +5,17 @@
 //! application: an ordinary account and a client keeping a ledger of every
 //! commit it saw acknowledged.
 
+pub use super::instarec::{text, write_config};
+pub use super::ledger::{assert_lost_within_rpo, lost_ids, Acked, Ledger};
+
 use super::instarec::{binary, run, write_mysql_config, Shipper};
+use super::ledger::{ids_in, LedgerWriter};
 use super::process::{wait_for_port, GroupChild};
+use super::promote::{epoch_names, promote_json};
 use super::{free_port, MariaDb, MariaDbOptions};
-use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const RELAY_USER: &str = "repl";
@@ -154,6 +156,11 @@ impl Cluster {
         format!("mysql://{APP}@127.0.0.1:{port}/test")
     }
 
+    /// The application's ledger client, through `port`.
+    pub fn ledger_through(&self, port: u16) -> Ledger {
+        Ledger::start(MariaDbLedger::new(&self.app_url(port)))
+    }
+
     pub fn archive_dir(&self) -> PathBuf {
         PathBuf::from(self.archive_url.trim_start_matches("file://"))
     }
@@ -169,46 +176,13 @@ impl Cluster {
 
     /// `instarec promote --json <args>`, which must succeed; its report.
     pub fn promote(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["promote", "--json"];
-        all.extend_from_slice(args);
-        let out = run(&self.config, &all);
-        assert!(
-            out.status.success(),
-            "promote: {}\n{}",
-            text(&out),
-            self.diagnostics()
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON: {e}\n{}", text(&out)))
+        promote_json(&self.config, args, || self.diagnostics())
     }
 
     /// The names under the archive's epochs/ prefix, sorted.
     pub fn epochs(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.archive_dir().join("epochs"))
-            .map(|rd| {
-                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        epoch_names(&self.archive_dir())
     }
-}
-
-/// Writes the config atomically (running commands may read it).
-pub fn write_config(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// A finished command's exit code and output, for assertion messages.
-pub fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 pub fn gtid_binlog_pos(db: &MariaDb) -> String {
@@ -216,99 +190,42 @@ pub fn gtid_binlog_pos(db: &MariaDb) -> String {
 }
 
 pub fn ids_on(db: &MariaDb) -> BTreeSet<i64> {
-    db.query("SELECT id FROM test.ledger")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.parse().unwrap())
-        .collect()
+    ids_in(&db.query("SELECT id FROM test.ledger"))
 }
 
-/// Acknowledged ledger ids and when the client saw each acknowledgement.
-pub type Acked = Vec<(i64, DateTime<Utc>)>;
-
-/// A client committing ledger rows with increasing ids, one at a time,
-/// recording each commit the server acknowledged and when; it reconnects
-/// after errors (a killed session, a crashed server, a proxy switching).
-pub struct Ledger {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Acked>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Ledger rows written over mysql_async, with timeouts: a server behind a
+/// switching proxy may neither answer nor close.
+pub struct MariaDbLedger {
+    opts: mysql_async::Opts,
 }
 
-impl Ledger {
-    pub fn start(url: String) -> Ledger {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let (s, a) = (stop.clone(), acked.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                use mysql_async::prelude::Queryable;
-                let opts = mysql_async::Opts::from_url(&url).unwrap();
-                let mut id = 0i64;
-                while !s.load(Ordering::Relaxed) {
-                    let connect = mysql_async::Conn::new(opts.clone());
-                    let Ok(Ok(mut conn)) =
-                        tokio::time::timeout(Duration::from_secs(2), connect).await
-                    else {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    };
-                    while !s.load(Ordering::Relaxed) {
-                        id += 1;
-                        let insert = conn.exec_drop("INSERT INTO ledger(id) VALUES (?)", (id,));
-                        match tokio::time::timeout(Duration::from_secs(5), insert).await {
-                            Ok(Ok(())) => a.lock().unwrap().push((id, Utc::now())),
-                            _ => break,
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            });
-        });
-        Ledger {
-            stop,
-            acked,
-            thread: Some(thread),
+impl MariaDbLedger {
+    pub fn new(url: &str) -> MariaDbLedger {
+        MariaDbLedger {
+            opts: mysql_async::Opts::from_url(url).unwrap(),
         }
-    }
-
-    pub fn count(&self) -> usize {
-        self.acked.lock().unwrap().len()
-    }
-
-    /// Waits until at least `n` commits were acknowledged in all.
-    pub fn wait_for(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.count() < n {
-            assert!(
-                Instant::now() < deadline,
-                "the ledger client committed only {}",
-                self.count()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn finish(mut self) -> Acked {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        std::mem::take(&mut *self.acked.lock().unwrap())
     }
 }
 
-/// The acknowledged ids missing from `on_new`.
-pub fn lost_ids(acked: &Acked, on_new: &BTreeSet<i64>) -> Vec<i64> {
-    acked
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| !on_new.contains(id))
-        .collect()
+impl LedgerWriter for MariaDbLedger {
+    type Session = mysql_async::Conn;
+
+    async fn connect(&self) -> Option<mysql_async::Conn> {
+        let connect = mysql_async::Conn::new(self.opts.clone());
+        tokio::time::timeout(Duration::from_secs(2), connect)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    async fn insert(&self, conn: &mut mysql_async::Conn, id: i64) -> bool {
+        use mysql_async::prelude::Queryable;
+        let insert = conn.exec_drop("INSERT INTO ledger(id) VALUES (?)", (id,));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), insert).await,
+            Ok(Ok(()))
+        )
+    }
 }
 
 /// A promote refused because `addr` is not a standby, saying nothing changed.
@@ -320,32 +237,4 @@ pub fn assert_refused_as_not_a_standby(out: &Output, addr: &str) {
         "{}",
         text(out)
     );
-}
-
-/// Invariant 5: every acknowledged commit missing from `on_new` was
-/// acknowledged within the report's rpo_seconds before promote started.
-/// Returns the lost ids.
-pub fn assert_lost_within_rpo(
-    report: &serde_json::Value,
-    acked: &Acked,
-    on_new: &BTreeSet<i64>,
-) -> Vec<i64> {
-    let lost: Vec<&(i64, DateTime<Utc>)> = acked
-        .iter()
-        .filter(|(id, _)| !on_new.contains(id))
-        .collect();
-    if !lost.is_empty() {
-        let started: DateTime<Utc> = report["started_at"].as_str().unwrap().parse().unwrap();
-        let seconds = report["rpo_seconds"]
-            .as_f64()
-            .expect("commits were lost, so rpo_seconds must bound them");
-        let window_start = started - chrono::Duration::microseconds((seconds * 1e6) as i64);
-        for (id, at) in &lost {
-            assert!(
-                *at >= window_start,
-                "lost commit {id} acknowledged at {at} is older than promote start {started} - rpo {seconds}s"
-            );
-        }
-    }
-    lost.into_iter().map(|(id, _)| *id).collect()
 }

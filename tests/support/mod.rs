@@ -6,14 +6,18 @@
 //! the blanket dead_code allowance (and unused_imports for the re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod haproxy;
+pub mod hooked_store;
 pub mod http;
 pub mod instarec;
+pub mod ledger;
 pub mod mariadb;
 pub mod mariadb_topology;
 pub mod moto;
 pub mod postgres;
 pub mod postgres_shm;
 pub mod process;
+pub mod promote;
 pub mod service_user;
 
 use std::path::{Path, PathBuf};

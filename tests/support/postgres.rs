@@ -181,6 +181,27 @@ impl Postgres {
         pg
     }
 
+    /// A hot standby streaming from this server: `pg_basebackup -X stream
+    /// -R` into a fresh scratch dir (so it inherits this server's
+    /// postgresql.conf), started and consistent.
+    pub fn streaming_standby(&self) -> Postgres {
+        let scratch = new_scratch_dir();
+        let data_dir = scratch.path().join("data");
+        let out = self
+            .client_command("pg_basebackup")
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-X", "stream", "-R", "-c", "fast"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Postgres::start_existing(scratch, data_dir, None)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

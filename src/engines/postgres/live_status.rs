@@ -15,6 +15,10 @@ pub struct LiveStatus {
     /// The shipper's flush lag as the primary's walsender measures it.
     pub archive_lag_seconds: Option<f64>,
     pub primary_error: Option<String>,
+    /// The primary waits for the shipper's flush before it acknowledges a
+    /// commit (pg_stat_replication.sync_state is sync or quorum). None when
+    /// the primary was not asked.
+    pub synchronous_active: Option<bool>,
     pub standby_replay_position: Option<String>,
     /// Seconds since the last transaction the standby replayed committed.
     pub standby_replay_delay_seconds: Option<f64>,
@@ -26,9 +30,10 @@ pub async fn probe(config: &Config) -> LiveStatus {
     if let Some(primary) = &config.primary {
         let application = primary.application_name.clone();
         match query_primary(primary.url.expose(), &application).await {
-            Ok((pos, lag)) => {
-                out.primary_position = Some(pos.to_string());
-                out.archive_lag_seconds = lag;
+            Ok(primary) => {
+                out.primary_position = Some(primary.position.to_string());
+                out.archive_lag_seconds = primary.flush_lag_seconds;
+                out.synchronous_active = Some(primary.synchronous);
             }
             Err(e) => out.primary_error = Some(e),
         }
@@ -54,20 +59,32 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn query_primary(url: &str, application: &str) -> Result<(Lsn, Option<f64>), String> {
+struct PrimaryProbe {
+    position: Lsn,
+    flush_lag_seconds: Option<f64>,
+    synchronous: bool,
+}
+
+async fn query_primary(url: &str, application: &str) -> Result<PrimaryProbe, String> {
     let client = connect(url).await?;
     let row = client
         .query_one(
-            "SELECT pg_current_wal_flush_lsn()::text,
-                    (SELECT extract(epoch FROM flush_lag)::float8 FROM pg_stat_replication
-                      WHERE application_name = $1 ORDER BY flush_lsn DESC NULLS LAST LIMIT 1)",
+            "WITH shipper AS (SELECT flush_lag, sync_state FROM pg_stat_replication
+                               WHERE application_name = $1
+                               ORDER BY flush_lsn DESC NULLS LAST LIMIT 1)
+             SELECT pg_current_wal_flush_lsn()::text,
+                    (SELECT extract(epoch FROM flush_lag)::float8 FROM shipper),
+                    coalesce((SELECT sync_state IN ('sync', 'quorum') FROM shipper), false)",
             &[&application],
         )
         .await
         .map_err(|e| e.to_string())?;
     let pos: String = row.get(0);
-    let lsn = pos.parse::<Lsn>().map_err(|e| e.to_string())?;
-    Ok((lsn, row.get(1)))
+    Ok(PrimaryProbe {
+        position: pos.parse::<Lsn>().map_err(|e| e.to_string())?,
+        flush_lag_seconds: row.get(1),
+        synchronous: row.get(2),
+    })
 }
 
 async fn query_standby(url: &str) -> Result<(Option<Lsn>, Option<f64>), String> {
