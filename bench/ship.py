@@ -388,7 +388,8 @@ class OwnProcess(Shipper):
 class Instarec(OwnProcess):
     app = "instarec"
 
-    def __init__(self, pg, scratch, archive_url, s3=None, synchronous=False, label=""):
+    def __init__(self, pg, scratch, archive_url, s3=None, synchronous=False, label="",
+                 binary=None):
         self.label = label
         self.config = os.path.join(scratch, "instarec.toml")
         with open(self.config, "w") as f:
@@ -401,7 +402,7 @@ class Instarec(OwnProcess):
                     f'flush_interval = "{FLUSH_INTERVAL_MS}ms"\n'
                     f"synchronous = {'true' if synchronous else 'false'}\n")
         self.log_path = os.path.join(scratch, "instarec.log")
-        proc = PROCS.spawn([INSTAREC, "--config", self.config, "ship"], self.log_path)
+        proc = PROCS.spawn([binary or INSTAREC, "--config", self.config, "ship"], self.log_path)
         super().__init__(proc)
 
     def stop(self):
@@ -723,12 +724,15 @@ def make_sync(pg, app):
 
 # ---------------------------------------------------------------- configurations
 
-def bench_instarec_file(duration, synchronous=False):
+def bench_instarec_file(duration, synchronous=False, binary=None):
     label = ("instarec ship synchronous → file://" if synchronous
              else f"instarec ship → file:// (flush_interval {FLUSH_INTERVAL_MS}ms)")
+    if binary:
+        label += f" [{binary}]"
     pg = fresh_primary("instarec-file")
     scratch = PROCS.tempdir("instarec-bench-archive-")
-    s = Instarec(pg, scratch, f"file://{scratch}/archive", synchronous=synchronous, label=label)
+    s = Instarec(pg, scratch, f"file://{scratch}/archive", synchronous=synchronous, label=label,
+                 binary=binary)
     try:
         wait_streaming(pg, "instarec")
         if synchronous:
@@ -741,14 +745,16 @@ def bench_instarec_file(duration, synchronous=False):
     return row
 
 
-def bench_instarec_s3(duration, synchronous=False):
+def bench_instarec_s3(duration, synchronous=False, binary=None):
     moto = Moto()
     pg = fresh_primary("instarec-s3")
     scratch = PROCS.tempdir("instarec-bench-s3-")
     label = ("instarec ship synchronous → s3:// on moto" if synchronous
              else f"instarec ship → s3:// on moto (flush_interval {FLUSH_INTERVAL_MS}ms)")
+    if binary:
+        label += f" [{binary}]"
     s = Instarec(pg, scratch, f"s3://{moto.bucket}/archive", s3=moto.settings(),
-                 synchronous=synchronous, label=label)
+                 synchronous=synchronous, label=label, binary=binary)
     try:
         wait_streaming(pg, "instarec")
         if synchronous:
@@ -882,6 +888,12 @@ def main():
     extra = [
         # Not in the full run's table: synchronous mode on moto, for BENCH_ONLY.
         ("instarec_sync_s3", lambda: bench_instarec_s3(duration, synchronous=True)),
+        # BENCH_BASELINE=/path/to/instarec: the same synchronous run with
+        # another build, in the same round, for before/after comparisons.
+        ("baseline_sync", lambda: bench_instarec_file(
+            duration, synchronous=True, binary=os.environ["BENCH_BASELINE"])),
+        ("baseline_sync_s3", lambda: bench_instarec_s3(
+            duration, synchronous=True, binary=os.environ["BENCH_BASELINE"])),
     ]
     only = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
     if only:
@@ -909,7 +921,9 @@ def run_selected(only, plan, repeat):
     interleaved (the machine is noisy: compare rows of one round), prints
     their table and the synchronous ratios, and leaves docs/benchmarks.md alone."""
     known = dict(plan)
-    unknown = [k for k in only if k not in known]
+    # key+NAME=VALUE runs configuration key with NAME=VALUE in the shipper's
+    # environment (e.g. instarec_sync+INSTAREC_LOG=debug).
+    unknown = [k for k in only if k.split("+")[0] not in known]
     if unknown:
         sys.exit(f"BENCH_ONLY names unknown configurations {unknown}; known: {', '.join(known)}")
     all_rows = []
@@ -917,16 +931,26 @@ def run_selected(only, plan, repeat):
         rows = {}
         for key in only:
             log(f"round {round_no}/{repeat}: running {key}")
+            base, *assignments = key.split("+")
+            saved = dict(os.environ)
+            os.environ.update(a.split("=", 1) for a in assignments)
             try:
-                rows[key] = known[key]()
+                rows[key] = known[base]()
+                if assignments:
+                    rows[key]["label"] += f" [{' '.join(assignments)}]"
             except Exception as e:
                 log(f"{key} FAILED: {e}")
                 continue
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
             log(f"{key}: {rows[key]}")
         all_rows.append(rows)
         print(table([dict(r, label=f"{r['label']} (round {round_no})") for r in rows.values()]))
         native = rows.get("native_sync", {}).get("tps")
-        for key in ("instarec_sync", "instarec_sync_s3"):
+        for key in rows:
+            if key == "native_sync" or "sync" not in key:
+                continue
             tps = rows.get(key, {}).get("tps")
             if tps and native:
                 print(f"round {round_no}: {key} {tps:.0f} TPS vs native_sync {native:.0f} TPS "

@@ -16,6 +16,11 @@ use super::object::{self, Codec, ObjectHeader, Sealed, Sealing, Unsealing, HEADE
 use super::retry::with_retries;
 use super::settings::{ArchiveSettings, Compression, RetryPolicy};
 
+/// Payloads up to this size are sealed on the calling task: compressing and
+/// hashing a few KiB (a synchronous shipper's part per commit group) takes
+/// less than handing it to a blocking thread and back.
+const INLINE_SEAL_MAX: usize = 64 * 1024;
+
 /// Result of a successful put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -211,10 +216,15 @@ impl Archive {
         payload: Bytes,
         encryption: Option<Arc<EncryptionKey>>,
     ) -> Result<Sealed, ArchiveError> {
+        let payload_len = payload.len();
         let codec = self.shared.codec;
         let zstd_level = self.shared.zstd_level;
         let cluster_tag = self.cluster;
-        let task = tokio::task::spawn_blocking(move || {
+        let task_error = |reason: String| ArchiveError::Task {
+            key: key.to_string(),
+            reason,
+        };
+        let seal = move || {
             object::seal(
                 payload,
                 &Sealing {
@@ -224,11 +234,11 @@ impl Archive {
                     cluster_tag,
                 },
             )
-        });
-        let task_error = |reason: String| ArchiveError::Task {
-            key: key.to_string(),
-            reason,
         };
+        if payload_len <= INLINE_SEAL_MAX {
+            return seal().map_err(task_error);
+        }
+        let task = tokio::task::spawn_blocking(seal);
         task.await
             .map_err(|e| task_error(e.to_string()))?
             .map_err(task_error)

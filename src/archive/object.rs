@@ -223,11 +223,11 @@ pub fn seal(payload: Bytes, sealing: &Sealing) -> Result<Sealed, String> {
         let bound = zstd::zstd_safe::compress_bound(payload.len());
         // Zeroed allocation of this size comes from calloc/mmap: no copy.
         let mut out = vec![0u8; prefix + bound + suffix];
-        let mut compressor = zstd::bulk::Compressor::new(sealing.zstd_level)
-            .map_err(|e| format!("zstd level {}: {e}", sealing.zstd_level))?;
-        let n = compressor
-            .compress_to_buffer(&payload, &mut out[prefix..prefix + bound])
-            .map_err(|e| format!("zstd compression: {e}"))?;
+        let n = compress(
+            sealing.zstd_level,
+            &payload,
+            &mut out[prefix..prefix + bound],
+        )?;
         // Incompressible payloads are stored as they are: cheaper to read back.
         if n < payload.len() {
             out.truncate(prefix + n);
@@ -300,6 +300,38 @@ pub fn seal(payload: Bytes, sealing: &Sealing) -> Result<Sealed, String> {
 
 // The compression buffer is sized for the worst case; give back the slack when
 // it is large, at the price of copying the (smaller) compressed bytes once.
+/// Payloads up to this size reuse their thread's compression context.
+const REUSED_CONTEXT_MAX: usize = 64 * 1024;
+
+/// zstd into `dst`. A synchronous shipper seals a small part per commit
+/// group: for those, setting up a context costs as much as compressing,
+/// so each thread keeps one (sized for small inputs, so it stays small).
+/// The output is the same either way.
+fn compress(level: i32, src: &[u8], dst: &mut [u8]) -> Result<usize, String> {
+    thread_local! {
+        static SMALL: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let new = |level| {
+        zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"))
+    };
+    let mut run = |c: &mut zstd::bulk::Compressor<'static>| {
+        c.compress_to_buffer(src, dst)
+            .map_err(|e| format!("zstd compression: {e}"))
+    };
+    if src.len() > REUSED_CONTEXT_MAX {
+        return run(&mut new(level)?);
+    }
+    SMALL.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, new(level)?));
+        }
+        let (_, c) = slot.as_mut().expect("set just above");
+        run(c)
+    })
+}
+
 fn shrink_if_wasteful(out: &mut Vec<u8>) {
     if out.capacity() - out.len() > out.len() / 4 + 4096 {
         out.shrink_to_fit();

@@ -10,7 +10,7 @@ use super::in_order::{AnnounceTurn, InOrder};
 use super::metrics::ShipMetrics;
 use super::position_record::{self, PositionRecord};
 use super::superseded::SupersededDeleter;
-use crate::archive::{Archive, Epoch};
+use crate::archive::{Archive, ArchiveError, Epoch};
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -47,7 +47,7 @@ impl PipelineOptions {
             // Two 16 MiB segments: keeps ship's memory bounded while catching up.
             max_buffered_bytes: 32 * 1024 * 1024,
             status_interval: Duration::from_secs(10),
-            max_uploads_in_flight: std::env::var("INSTAREC_UPLOADS_IN_FLIGHT")
+            max_uploads_in_flight: std::env::var("SHIP_UPLOADS_IN_FLIGHT")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_UPLOADS_IN_FLIGHT),
@@ -191,7 +191,7 @@ pub async fn run<S: LogSource>(
                     source.acknowledge(&st.durable).await?;
                     st.last_status = Instant::now();
                 }
-                record_primary_position::<S>(&archive, epoch, &options, &mut st).await;
+                record_primary_position::<S>(&archive, epoch, &options, &mut st).await?;
             }
         }
         update_lag(&source, &metrics, &st);
@@ -288,13 +288,13 @@ async fn record_primary_position<S: LogSource>(
     epoch: Epoch,
     options: &PipelineOptions,
     st: &mut State<S::Position>,
-) {
+) -> anyhow::Result<()> {
     let Some(primary) = st.primary.clone() else {
-        return;
+        return Ok(());
     };
     let moved = st.recorded_primary.as_ref() != Some(&primary);
     if !moved || st.last_position_write.elapsed() < options.position_interval {
-        return;
+        return Ok(());
     }
     let record = PositionRecord {
         epoch: epoch.0,
@@ -309,8 +309,10 @@ async fn record_primary_position<S: LogSource>(
             st.previous_position_key = Some(key);
             st.recorded_primary = Some(primary);
         }
+        Err(e @ ArchiveError::Fenced { .. }) => return Err(e.into()),
         Err(e) => tracing::warn!(error = %e, "could not record the primary's position"),
     }
+    Ok(())
 }
 
 fn update_lag<S: LogSource>(source: &S, metrics: &ShipMetrics, st: &State<S::Position>) {

@@ -33,6 +33,9 @@ pub async fn write(
     record: &PositionRecord,
     previous: Option<&str>,
 ) -> Result<String, ArchiveError> {
+    // Invariant 4: a fenced shipper (e.g. one whose old primary came back
+    // after a failover) must not write, not even a position record.
+    archive.ensure_current_epoch(epoch).await?;
     let key = key(epoch, record.at);
     let body = serde_json::to_vec(record).expect("position record serializes");
     archive.put_metadata(&key, body.into()).await?;
