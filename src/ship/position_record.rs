@@ -59,3 +59,39 @@ pub async fn latest(archive: &Archive) -> Result<Option<PositionRecord>, Archive
             reason: format!("position record is not valid JSON: {e}"),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{ArchiveSettings, EpochClaim};
+
+    fn claim(holder: &str) -> EpochClaim {
+        EpochClaim {
+            holder: holder.into(),
+            primary: Some("127.0.0.1:5432".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fenced_shipper_writes_no_position_record() {
+        let archive = Archive::open(&ArchiveSettings::new("memory://")).unwrap();
+        let mine = archive.claim_epoch(claim("ship")).await.unwrap().epoch;
+        let record = PositionRecord {
+            epoch: mine.0,
+            primary: "0/3000000".into(),
+            durable: "0/2000000".into(),
+            at: Utc::now(),
+        };
+        let first = write(&archive, mine, &record, None).await.unwrap();
+        archive.claim_epoch(claim("promote")).await.unwrap();
+        let err = write(&archive, mine, &record, Some(&first))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ArchiveError::Fenced { .. }), "{err}");
+        assert!(
+            archive.exists(&first).await.unwrap(),
+            "previous record kept"
+        );
+        assert_eq!(archive.list(PREFIX).await.unwrap().len(), 1);
+    }
+}
