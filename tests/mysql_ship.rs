@@ -426,3 +426,46 @@ fn semi_sync_a_commit_that_returned_ok_is_in_the_archive_when_the_primary_dies()
         "commit {acked_gtid} returned OK but the archive ends at {last}"
     );
 }
+
+/// A primary that purged its old binlogs before shipping ever started: the
+/// first start archives from its oldest binlog instead of failing.
+#[test]
+fn a_first_start_on_a_primary_with_purged_binlogs_ships_from_its_oldest_binlog() {
+    let db = MariaDb::start();
+    db.query("CREATE DATABASE test; CREATE TABLE test.t (id INT PRIMARY KEY)");
+    db.query("INSERT INTO test.t VALUES (1), (2)");
+    db.query("FLUSH BINARY LOGS");
+    let current = db.query("SHOW MASTER STATUS");
+    let current = current.split_whitespace().next().unwrap().to_string();
+    // MariaDB keeps a binlog until its binlog checkpoint has moved past it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        db.query(&format!("PURGE BINARY LOGS TO '{current}'"));
+        let left = db.query("SHOW BINARY LOGS");
+        if left.starts_with(&current) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "older binlogs not purged: {left}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    db.query("INSERT INTO test.t VALUES (3)");
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = archive_url(dir.path());
+    let config = write_mysql_config(dir.path(), &url, &db.url(), "");
+    let shipper = Shipper::start(&config);
+    wait_archived(&db, &url, &shipper, Duration::from_secs(30));
+    assert_eq!(shipper.stop(), 0);
+    let archive = bound_archive(&url);
+    let files: Vec<String> = chunks(&archive)
+        .iter()
+        .map(|(i, _)| i.file.clone())
+        .collect();
+    assert!(
+        files.iter().all(|f| *f == current),
+        "archived files {files:?}, the primary only has {current}"
+    );
+}

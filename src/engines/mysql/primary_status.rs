@@ -38,6 +38,55 @@ pub async fn system_id(
     })
 }
 
+/// Where a first start streams from: the GTID state at the start of the
+/// primary's oldest binlog. Asking for an older state (even the empty one)
+/// is error 1236 once binlogs were purged. MariaDB: BINLOG_GTID_POS of the
+/// oldest file's first event. MySQL: @@gtid_purged; the archive's GTID
+/// state then includes the purged set, as @@gtid_executed does.
+pub async fn first_start_state(
+    conn: &mut mysql_async::Conn,
+    flavor: ServerFlavor,
+) -> anyhow::Result<GtidState> {
+    let text = match flavor {
+        ServerFlavor::Mariadb => {
+            let oldest: Option<mysql_async::Row> = conn
+                .query_first("SHOW BINARY LOGS")
+                .await
+                .context("SHOW BINARY LOGS (is log_bin on?)")?;
+            match oldest
+                .and_then(|r| r.get_opt::<String, _>(0))
+                .and_then(Result::ok)
+            {
+                Some(file) => conn
+                    .exec_first::<Option<String>, _, _>(
+                        "SELECT BINLOG_GTID_POS(?, 4)",
+                        (file.as_str(),),
+                    )
+                    .await
+                    .with_context(|| format!("BINLOG_GTID_POS('{file}', 4)"))?
+                    .flatten()
+                    .unwrap_or_default(),
+                None => String::new(),
+            }
+        }
+        ServerFlavor::Mysql => conn
+            .query_first::<Option<String>, _>("SELECT @@global.gtid_purged")
+            .await
+            .context("reading @@gtid_purged")?
+            .flatten()
+            .unwrap_or_default(),
+    };
+    GtidState::parse(flavor_name(flavor), &text)
+        .map_err(|e| anyhow::anyhow!("the primary's oldest GTID state {text:?} is unreadable: {e}"))
+}
+
+fn flavor_name(flavor: ServerFlavor) -> &'static str {
+    match flavor {
+        ServerFlavor::Mariadb => "mariadb",
+        ServerFlavor::Mysql => "mysql",
+    }
+}
+
 /// The primary's binlog end: GTID state, then file:pos (read after it, so
 /// the pair never claims less than the GTID state says).
 pub async fn binlog_end(

@@ -79,12 +79,14 @@ impl MysqlConnected {
                 (BinlogPoint { gtid, at }, skip)
             }
             None => {
+                let gtid = first_start_state(&opts, flavor).await?;
                 tracing::info!(
+                    %gtid,
                     "archive holds no binlog yet: starting at the primary's oldest binlog"
                 );
                 (
                     BinlogPoint {
-                        gtid: empty_state(flavor),
+                        gtid,
                         at: BinlogPosition {
                             file: String::new(),
                             pos: 0,
@@ -244,6 +246,19 @@ async fn query_system_id(
     let id = primary_status::system_id(&mut conn, flavor, opts.cluster_id.as_deref()).await;
     let _ = conn.disconnect().await;
     id
+}
+
+async fn first_start_state(
+    opts: &MysqlSourceOptions,
+    flavor: ServerFlavor,
+) -> anyhow::Result<GtidState> {
+    let query_opts = mysql_async::Opts::from_url(&opts.url).context("[primary] url")?;
+    let mut conn = mysql_async::Conn::new(query_opts)
+        .await
+        .context("connecting to the primary to read where its binlog starts")?;
+    let state = primary_status::first_start_state(&mut conn, flavor).await;
+    let _ = conn.disconnect().await;
+    state
 }
 
 fn empty_state(flavor: ServerFlavor) -> GtidState {
