@@ -312,9 +312,8 @@ fn compress(level: i32, src: &[u8], dst: &mut [u8]) -> Result<usize, String> {
         static SMALL: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
             const { std::cell::RefCell::new(None) };
     }
-    let new = |level| {
-        zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"))
-    };
+    let new =
+        |level| zstd::bulk::Compressor::new(level).map_err(|e| format!("zstd level {level}: {e}"));
     let mut run = |c: &mut zstd::bulk::Compressor<'static>| {
         c.compress_to_buffer(src, dst)
             .map_err(|e| format!("zstd compression: {e}"))

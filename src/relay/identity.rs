@@ -1,11 +1,12 @@
 //! Who the relay says it is: the primary whose binlog the archive holds
-//! newest. A replica checks that server_id differs from its own and reads
-//! the checksum setting from it.
+//! newest. A replica checks that server_id (MySQL: server_uuid) differs
+//! from its own and reads the checksum setting from it.
 
 use super::binlog_archive::BinlogArchive;
 use super::error::RelayServeError;
-use instarec_mysql::relay::ServerIdentity;
-use instarec_mysql::MariadbGtidPos;
+use crate::engines::mysql::index::ChunkIndex;
+use instarec_mysql::relay::{MysqlIdentity, ServerIdentity};
+use instarec_mysql::{MariadbGtidPos, MysqlGtid, MysqlGtidSet, ServerUuid};
 
 /// None while the archive holds no binlog.
 pub async fn current(archive: &BinlogArchive) -> Result<Option<ServerIdentity>, RelayServeError> {
@@ -15,6 +16,8 @@ pub async fn current(archive: &BinlogArchive) -> Result<Option<ServerIdentity>, 
     };
     let format = archive.format(newest.epoch, &newest.file).await?;
     let index = archive.index(newest).await?;
+    let server_id = format.event.header.server_id;
+    let mysql = (index.flavor == "mysql").then(|| mysql_identity(&index, server_id));
     // The domain the primary writes to: that of its newest transaction.
     let gtid_domain_id = index
         .last_gtid
@@ -23,9 +26,94 @@ pub async fn current(archive: &BinlogArchive) -> Result<Option<ServerIdentity>, 
         .and_then(|p| p.iter().next().map(|g| g.domain_id))
         .unwrap_or(0);
     Ok(Some(ServerIdentity {
-        server_id: format.event.header.server_id,
+        server_id,
         version: format.parsed.server_version.clone(),
         binlog_checksum: format.parsed.checksum,
         gtid_domain_id,
+        mysql,
     }))
+}
+
+/// The MySQL primary's server_uuid is the uuid of its newest transaction
+/// (the one it wrote itself, as the newest chunk was shipped from it).
+/// An archive without GTIDs (gtid_mode OFF) gets a uuid made of the
+/// server_id, stable across connections and never a real server's.
+fn mysql_identity(newest: &ChunkIndex, server_id: u32) -> MysqlIdentity {
+    let state: MysqlGtidSet = newest.gtid_pos_after.parse().unwrap_or_default();
+    let server_uuid = newest
+        .last_gtid
+        .as_deref()
+        .and_then(mysql_gtid_uuid)
+        .or_else(|| state.uuids().next().copied())
+        .unwrap_or_else(|| uuid_of_server_id(server_id));
+    MysqlIdentity {
+        server_uuid,
+        gtid_mode_on: !state.is_empty(),
+    }
+}
+
+/// The uuid of "uuid:gno".
+pub fn mysql_gtid_uuid(text: &str) -> Option<ServerUuid> {
+    parse_mysql_gtid(text).map(|g| g.uuid)
+}
+
+/// "uuid:gno", as chunk indexes of MySQL archives hold them.
+pub fn parse_mysql_gtid(text: &str) -> Option<MysqlGtid> {
+    let (uuid, gno) = text.rsplit_once(':')?;
+    Some(MysqlGtid {
+        uuid: uuid.parse().ok()?,
+        gno: gno.parse().ok()?,
+    })
+}
+
+fn uuid_of_server_id(server_id: u32) -> ServerUuid {
+    let mut bytes = [0u8; 16];
+    bytes[12..].copy_from_slice(&server_id.to_be_bytes());
+    ServerUuid(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::Epoch;
+
+    fn index(last_gtid: Option<&str>, after: &str) -> ChunkIndex {
+        ChunkIndex {
+            epoch: Epoch(1),
+            file: "binlog.000001".into(),
+            first_pos: 125,
+            end_pos: 200,
+            flavor: "mysql".into(),
+            first_gtid: last_gtid.map(str::to_string),
+            last_gtid: last_gtid.map(str::to_string),
+            gtid_pos_after: after.into(),
+            first_ts: 0,
+            last_ts: 0,
+            events: 1,
+            bytes: 75,
+            chunk: "c".into(),
+        }
+    }
+
+    #[test]
+    fn a_mysql_primary_is_the_uuid_of_its_newest_transaction() {
+        let a = "97c7af02-4c50-11ec-acd8-681842034964";
+        let b = "b9b88c66-0755-11f1-9899-4a9da94c4d71";
+        let id = mysql_identity(
+            &index(Some(&format!("{b}:3")), &format!("{a}:1-5,{b}:1-3")),
+            7,
+        );
+        assert_eq!(id.server_uuid.to_string(), b);
+        assert!(id.gtid_mode_on);
+        // A chunk without a transaction (a ROTATE): the state names it.
+        let id = mysql_identity(&index(None, &format!("{a}:1-5")), 7);
+        assert_eq!(id.server_uuid.to_string(), a);
+        let id = mysql_identity(&index(None, ""), 7);
+        assert_eq!(
+            id.server_uuid.to_string(),
+            "00000000-0000-0000-0000-000000000007"
+        );
+        assert!(!id.gtid_mode_on);
+        assert_eq!(parse_mysql_gtid("x:1"), None);
+    }
 }

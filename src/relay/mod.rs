@@ -1,11 +1,14 @@
 //! `instarec relay`: a binlog server over the archive. A stock MariaDB
-//! replica connects with CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos and
-//! gets the archived events after its GTID position, exact bytes, then
-//! new ones as the shipper archives them. The protocol is the driver's
-//! (instarec_mysql::relay); this side reads the archive.
+//! replica connects with CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos (a
+//! MySQL 8 one with SOURCE_AUTO_POSITION = 1) and gets the archived events
+//! it lacks, exact bytes, then new ones as the shipper archives them. The
+//! protocol is the driver's (instarec_mysql::relay); this side reads the
+//! archive.
 
 mod binlog_archive;
 mod error;
+#[cfg(test)]
+mod fixture_archive;
 mod identity;
 mod replica_stream;
 mod server;

@@ -1,6 +1,15 @@
 //! One replica's binlog stream: from its start position through the
 //! archive's chunks, then following the archive as the shipper adds
 //! chunks, with heartbeats while idle. Memory: one chunk at a time.
+//!
+//! It opens as a primary's dump does: a fake ROTATE to the file it starts
+//! in and that file's FORMAT_DESCRIPTION (re-stamped when it joins the file
+//! past its start), then, for MariaDB, a GTID_LIST with the replica's
+//! position. A MySQL auto-position stream starts at the first chunk with a
+//! transaction the replica lacks (the file's first chunk, PREVIOUS_GTIDS
+//! included, when that is the file's first transaction); a MySQL source
+//! would send the file from its start and skip, which the replica cannot
+//! tell apart: it takes no position from PREVIOUS_GTIDS or skipped groups.
 
 use std::time::{Duration, Instant};
 
@@ -111,10 +120,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 self.filter = StartFilter::File { at };
                 (first, None)
             }
-            DumpStart::MysqlGtid(_) => {
-                return Err(RelayServeError::Position(
-                    "MySQL GTID replicas (COM_BINLOG_DUMP_GTID) are not served yet; use MariaDB, or connect by file and position".into(),
-                ))
+            DumpStart::MysqlGtid(executed) => {
+                if let Some(UntilTarget::Gtid(pos)) = &self.until {
+                    return Err(RelayServeError::Position(format!(
+                        "this relay stops at MariaDB GTID position {pos}, which means nothing to a MySQL replica; restore a MySQL archive to a point in time instead"
+                    )));
+                }
+                let first = start_point::after_mysql_gtid(self.archive, &keys, &executed).await?;
+                self.filter = StartFilter::mysql_gtid(executed);
+                (first, None)
             }
         };
         // The stream opens in the file it resumes in (or the newest, when
@@ -263,8 +277,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         let Some(until) = &self.until else {
             return Ok(false);
         };
-        if event.header.event_type != EventType::MariadbGtid {
-            return Ok(false);
+        match (event.header.event_type, until) {
+            (EventType::MariadbGtid, _) => {}
+            // A MySQL group, by the time its GTID event is stamped with.
+            (EventType::MysqlGtid | EventType::AnonymousGtid, UntilTarget::Time(_)) => {
+                return Ok(until.is_past_time(event.header.timestamp));
+            }
+            _ => return Ok(false),
         }
         let gtid = MariadbGtidEvent::from_event(event, checksum)
             .map_err(|e| RelayServeError::BadEvent {
@@ -274,5 +293,271 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
             })?
             .gtid(event.header.server_id);
         Ok(until.is_past(&gtid, event.header.timestamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engines::mysql::chunk_buffer::tests::{
+        MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
+    };
+    use crate::relay::fixture_archive::shipped_mysql;
+    use crate::relay::{RelayOptions, RelayServer};
+    use bytes::{Bytes, BytesMut};
+    use instarec_mysql::relay::{
+        caps, BinlogDumpGtidRequest, Command, Credentials, ErrPacket, HandshakeResponse41,
+        HandshakeV10, RegisterSlave, TextResultSet,
+    };
+    use instarec_mysql::stream_decoder::{Decoded, StreamDecoder};
+    use instarec_mysql::{BinlogEvent, EventType, MysqlGtidSet, StreamedEvent};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio_util::sync::CancellationToken;
+
+    /// The client half of the MySQL wire protocol, as much as a replica's
+    /// I/O thread uses.
+    struct Replica {
+        tcp: TcpStream,
+        seq: u8,
+    }
+
+    impl Replica {
+        async fn read(&mut self) -> Bytes {
+            let mut header = [0u8; 4];
+            self.tcp.read_exact(&mut header).await.unwrap();
+            let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+            self.seq = header[3].wrapping_add(1);
+            let mut payload = vec![0u8; len];
+            self.tcp.read_exact(&mut payload).await.unwrap();
+            Bytes::from(payload)
+        }
+
+        async fn write(&mut self, payload: &[u8]) {
+            let mut packet = (payload.len() as u32).to_le_bytes();
+            packet[3] = self.seq;
+            self.tcp.write_all(&packet).await.unwrap();
+            self.tcp.write_all(payload).await.unwrap();
+        }
+
+        async fn command(&mut self, command: Command) -> Bytes {
+            let mut buf = BytesMut::new();
+            command.encode(&mut buf);
+            self.seq = 0;
+            self.write(&buf).await;
+            self.read().await
+        }
+
+        /// A SET: one OK packet back.
+        async fn set(&mut self, sql: &str) {
+            let reply = self.command(Command::Query(sql.into())).await;
+            assert_eq!(reply[0], 0x00, "{sql}: {reply:?}");
+        }
+
+        /// A SELECT of one value, through the classic EOF-terminated result set.
+        async fn select(&mut self, sql: &str) -> Option<String> {
+            let mut packets = vec![self.command(Command::Query(sql.into())).await];
+            let mut eofs = 0;
+            while eofs < 2 {
+                let p = self.read().await;
+                if p[0] == 0xfe && p.len() < 9 {
+                    eofs += 1;
+                }
+                packets.push(p);
+            }
+            TextResultSet::parse(&packets).unwrap().rows[0][0].clone()
+        }
+    }
+
+    /// What MySQL 8.0.27's I/O thread does up to its dump request
+    /// (rpl_replica.cc), then the events it receives until `until` says
+    /// it has enough.
+    async fn mysql_replica_dump(
+        addr: std::net::SocketAddr,
+        executed: MysqlGtidSet,
+        until: impl Fn(&[BinlogEvent]) -> bool,
+    ) -> Result<Vec<BinlogEvent>, String> {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut r = Replica { tcp, seq: 0 };
+        let hello = HandshakeV10::parse(&r.read().await).unwrap();
+        // The newest archived file's server.
+        assert_eq!(hello.server_version, "8.0.32");
+        let mut buf = BytesMut::new();
+        HandshakeResponse41 {
+            capabilities: caps::PROTOCOL_41 | caps::SECURE_CONNECTION | caps::LONG_PASSWORD,
+            max_packet: 1 << 30,
+            charset: 45,
+            user: "repl".into(),
+            auth_response: Vec::new(),
+            database: None,
+            auth_plugin: Some("mysql_native_password".into()),
+        }
+        .encode(&mut buf);
+        r.write(&buf).await;
+        assert_eq!(r.read().await[0], 0x00, "logged in");
+
+        let now: u64 = r
+            .select("SELECT UNIX_TIMESTAMP()")
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(now > 1_600_000_000);
+        assert_eq!(
+            r.select("SELECT @@GLOBAL.SERVER_ID").await.as_deref(),
+            Some("1")
+        );
+        r.set("SET @master_heartbeat_period = 30000001024, @source_heartbeat_period = 30000001024")
+            .await;
+        r.set("SET @master_binlog_checksum = @@global.binlog_checksum, @source_binlog_checksum = @@global.binlog_checksum")
+            .await;
+        assert_eq!(
+            r.select("SELECT @source_binlog_checksum").await.as_deref(),
+            Some("CRC32")
+        );
+        assert_eq!(
+            r.select("SELECT @@GLOBAL.GTID_MODE").await.as_deref(),
+            Some("ON")
+        );
+        assert_eq!(
+            r.select("SELECT @@GLOBAL.SERVER_UUID").await.as_deref(),
+            Some(SID_8_0_26)
+        );
+        r.set("SET @slave_uuid = 'f8c09b6f-6342-11ec-9e68-000c2943eee1', @replica_uuid = 'f8c09b6f-6342-11ec-9e68-000c2943eee1'")
+            .await;
+        let ok = r
+            .command(Command::RegisterSlave(RegisterSlave {
+                server_id: 2,
+                hostname: String::new(),
+                user: String::new(),
+                port: 3306,
+            }))
+            .await;
+        assert_eq!(ok[0], 0x00);
+
+        let mut buf = BytesMut::new();
+        Command::BinlogDumpGtid(BinlogDumpGtidRequest {
+            flags: 0,
+            server_id: 2,
+            file: String::new(),
+            pos: 4,
+            executed: Some(executed),
+        })
+        .encode(&mut buf);
+        r.seq = 0;
+        r.write(&buf).await;
+        let mut decoder = StreamDecoder::new("relay", false);
+        let mut events = Vec::new();
+        while !until(&events) {
+            let packet = tokio::time::timeout(Duration::from_secs(10), r.read())
+                .await
+                .expect("the relay sends the events");
+            if packet[0] == 0xff {
+                let err = ErrPacket::parse(&packet).unwrap();
+                return Err(format!("{} {}", err.code, err.message));
+            }
+            match decoder.decode(packet).unwrap() {
+                Decoded::Event(StreamedEvent::Event(e)) => events.push(e),
+                other => panic!("{other:?}"),
+            }
+        }
+        Ok(events)
+    }
+
+    fn bytes_of(events: &[&BinlogEvent]) -> Vec<u8> {
+        events.iter().flat_map(|e| e.raw.bytes.to_vec()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mysql_replica_with_gtids_1_to_3_gets_the_rest_over_tcp_byte_for_byte() {
+        let archive = shipped_mysql(&[
+            (MYSQL_8_0_26, "binlog.000001"),
+            (MYSQL_8_0_32_COMPRESSED, "binlog.000002"),
+        ])
+        .await;
+        let credentials = Credentials {
+            user: "repl".into(),
+            password: String::new(),
+        };
+        let mut options = RelayOptions::new("127.0.0.1:0".parse().unwrap(), credentials);
+        options.poll_interval = Duration::from_millis(20);
+        let server = RelayServer::bind(options, archive).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(shutdown.clone()));
+
+        // Until the real ROTATE that closes binlog.000002.
+        let ends = |events: &[BinlogEvent]| {
+            events.last().is_some_and(|e| {
+                e.event_type() == EventType::Rotate && !e.artificial && e.file == "binlog.000002"
+            })
+        };
+        let executed: MysqlGtidSet = format!("{SID_8_0_26}:1-3").parse().unwrap();
+        let events = mysql_replica_dump(addr, executed, ends).await.unwrap();
+
+        let types: Vec<EventType> = events.iter().map(|e| e.event_type()).collect();
+        assert_eq!(types[0], EventType::Rotate);
+        assert!(events[0].artificial);
+        assert_eq!(events[0].file, "binlog.000001");
+        // Joined past the file's start: FORMAT_DESCRIPTION re-stamped
+        // as a MySQL source does when it skips the first transaction.
+        assert_eq!(types[1], EventType::FormatDescription);
+        assert_eq!(events[1].raw.header.log_pos, 0);
+        let of = |file: &str, ty: Option<EventType>| -> Vec<&BinlogEvent> {
+            events
+                .iter()
+                .skip(2)
+                .filter(|e| e.file == file && !e.artificial)
+                .filter(|e| {
+                    ty.map_or(e.event_type() != EventType::FormatDescription, |t| {
+                        e.event_type() == t
+                    })
+                })
+                .collect()
+        };
+        // Transactions :4 and :5 then the STOP, exact bytes.
+        assert_eq!(bytes_of(&of("binlog.000001", None)), &MYSQL_8_0_26[1120..]);
+        // The next file from its start: FORMAT_DESCRIPTION as archived,
+        // then everything (the anonymous transaction has no GTID to skip by).
+        let fd2 = of("binlog.000002", Some(EventType::FormatDescription));
+        assert_eq!(bytes_of(&fd2), &MYSQL_8_0_32_COMPRESSED[4..126]);
+        assert_eq!(
+            bytes_of(&of("binlog.000002", None)),
+            &MYSQL_8_0_32_COMPRESSED[126..]
+        );
+        let rotates = events
+            .iter()
+            .filter(|e| e.artificial && e.event_type() == EventType::Rotate)
+            .count();
+        assert_eq!(rotates, 2, "one fake ROTATE per file");
+
+        // With :5 too, the filter skips that group inside the stream.
+        let holed: MysqlGtidSet = format!("{SID_8_0_26}:1-3:5").parse().unwrap();
+        let events = mysql_replica_dump(addr, holed, ends).await.unwrap();
+        let file1: Vec<&BinlogEvent> = events
+            .iter()
+            .skip(2)
+            .filter(|e| e.file == "binlog.000001" && !e.artificial)
+            .collect();
+        let mut expected = MYSQL_8_0_26[1120..1438].to_vec();
+        expected.extend_from_slice(&MYSQL_8_0_26[1787..]);
+        assert_eq!(bytes_of(&file1), expected);
+
+        // A replica with everything gets no transaction.
+        let all: MysqlGtidSet = format!("{SID_8_0_26}:1-5").parse().unwrap();
+        let opened = |events: &[BinlogEvent]| events.len() == 2;
+        let events = mysql_replica_dump(addr, all, opened).await.unwrap();
+        assert_eq!(events[0].file, "binlog.000002");
+        assert_eq!(events[1].event_type(), EventType::FormatDescription);
+
+        // One ahead of the archive: ER_MASTER_FATAL_ERROR_READING_BINLOG
+        // saying which GTIDs, as a MySQL source would.
+        let ahead: MysqlGtidSet = format!("{SID_8_0_26}:1-6").parse().unwrap();
+        let err = mysql_replica_dump(addr, ahead, opened).await.unwrap_err();
+        assert!(err.starts_with("1236 "), "{err}");
+        assert!(err.contains(&format!("'{SID_8_0_26}:6'")), "{err}");
+
+        shutdown.cancel();
+        serving.await.unwrap();
     }
 }

@@ -22,6 +22,15 @@ impl UntilTarget {
     pub fn is_past(&self, gtid: &MariadbGtid, timestamp: u32) -> bool {
         match self {
             UntilTarget::Gtid(pos) => !pos.contains(gtid),
+            UntilTarget::Time(_) => self.is_past_time(timestamp),
+        }
+    }
+
+    /// For a transaction whose GTID event is stamped `timestamp`: past a
+    /// time target (never past a GTID target, which is MariaDB's).
+    pub fn is_past_time(&self, timestamp: u32) -> bool {
+        match self {
+            UntilTarget::Gtid(_) => false,
             // Whole seconds: stamped at or before T means at or before its second.
             UntilTarget::Time(t) => i64::from(timestamp) > t.timestamp(),
         }
@@ -55,6 +64,7 @@ mod tests {
         assert!(!until.is_past(&gtid(0, 10), 0));
         assert!(until.is_past(&gtid(0, 11), 0));
         assert!(until.is_past(&gtid(1, 1), 0), "an unnamed domain stops");
+        assert!(!until.is_past_time(u32::MAX), "a GTID target has no time");
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub struct AnnounceTurn {
 
 /// An earlier cut failed or was abandoned: its announcements never went out.
 #[derive(Debug, thiserror::Error)]
-#[error("an earlier cut did not finish uploading; its announcements and this cut's are not written")]
+#[error(
+    "an earlier cut did not finish uploading; its announcements and this cut's are not written"
+)]
 pub struct EarlierCutFailed;
 
 impl AnnounceTurn {

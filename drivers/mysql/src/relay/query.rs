@@ -330,6 +330,64 @@ mod tests {
         );
     }
 
+    /// Texts from mysql-server's sql/rpl_replica.cc (8.0.26+), as a
+    /// source's general log shows them.
+    #[test]
+    fn what_a_mysql_8_replica_sends() {
+        let select = |sql: &str, expr: Expr| {
+            assert_eq!(
+                Query::parse(sql),
+                Query::Select(vec![SelectItem {
+                    expr,
+                    label: sql["SELECT ".len()..].into(),
+                }]),
+                "{sql}"
+            )
+        };
+        select(
+            "SELECT @@GLOBAL.GTID_MODE",
+            Expr::SystemVar("gtid_mode".into()),
+        );
+        select(
+            "SELECT @@GLOBAL.SERVER_UUID",
+            Expr::SystemVar("server_uuid".into()),
+        );
+        select(
+            "SELECT @source_binlog_checksum",
+            Expr::UserVar("source_binlog_checksum".into()),
+        );
+        assert_eq!(
+            Query::parse(
+                "SET @master_heartbeat_period = 30000001024, @source_heartbeat_period = 30000001024"
+            ),
+            Query::Set(vec![
+                user("master_heartbeat_period", Expr::Number("30000001024".into())),
+                user("source_heartbeat_period", Expr::Number("30000001024".into())),
+            ])
+        );
+        assert_eq!(
+            Query::parse("SET @master_binlog_checksum = @@global.binlog_checksum, @source_binlog_checksum = @@global.binlog_checksum"),
+            Query::Set(vec![
+                user("master_binlog_checksum", Expr::SystemVar("binlog_checksum".into())),
+                user("source_binlog_checksum", Expr::SystemVar("binlog_checksum".into())),
+            ])
+        );
+        let uuid = "f8c09b6f-6342-11ec-9e68-000c2943eee1";
+        assert_eq!(
+            Query::parse(&format!(
+                "SET @slave_uuid = '{uuid}', @replica_uuid = '{uuid}'"
+            )),
+            Query::Set(vec![
+                user("slave_uuid", Expr::Str(uuid.into())),
+                user("replica_uuid", Expr::Str(uuid.into())),
+            ])
+        );
+        assert_eq!(
+            Query::parse("SHOW VARIABLES LIKE 'SERVER_UUID'"),
+            Query::ShowVariables("SERVER_UUID".into())
+        );
+    }
+
     #[test]
     fn several_assignments_quotes_and_aliases() {
         assert_eq!(

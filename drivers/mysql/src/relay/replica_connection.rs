@@ -177,6 +177,17 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
         )
         .await;
     }
+    // A MySQL replica stops by itself on a source with its own uuid; one
+    // that does not check would apply its own transactions twice.
+    if let (Some(mysql), Some(replica_uuid)) = (&session.identity().mysql, session.replica_uuid()) {
+        if replica_uuid.eq_ignore_ascii_case(&mysql.server_uuid.to_string()) {
+            return refuse(
+                conn,
+                format!("the replica's server_uuid {replica_uuid} is the archived primary's own; give the replica its own server_uuid (delete its auto.cnf and restart it)"),
+            )
+            .await;
+        }
+    }
     let server_id = session.identity().server_id;
     Ok(DumpRequest {
         start,

@@ -10,6 +10,7 @@ use super::query::{Expr, Query, SetTarget};
 use super::result_set::{Column, ColumnKind, TextResultSet};
 use crate::checksum::BinlogChecksum;
 use crate::gtid::{GtidError, MariadbGtidPos};
+use crate::gtid_mysql::ServerUuid;
 
 /// What the relay says about the server it stands in for: the primary
 /// whose binlog the archive holds.
@@ -22,6 +23,18 @@ pub struct ServerIdentity {
     /// The archive's binlog_checksum.
     pub binlog_checksum: BinlogChecksum,
     pub gtid_domain_id: u32,
+    /// Set when the archive is MySQL's; None for MariaDB.
+    pub mysql: Option<MysqlIdentity>,
+}
+
+/// What only a MySQL source has: a MySQL replica's I/O thread asks for
+/// @@GLOBAL.SERVER_UUID (and stops if it equals its own) and
+/// @@GLOBAL.GTID_MODE (SOURCE_AUTO_POSITION needs ON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MysqlIdentity {
+    pub server_uuid: ServerUuid,
+    /// The archive holds GTID transactions: @@gtid_mode is ON.
+    pub gtid_mode_on: bool,
 }
 
 impl ServerIdentity {
@@ -43,12 +56,28 @@ impl ServerIdentity {
             "binlog_checksum" | "master_binlog_checksum" | "source_binlog_checksum" => {
                 text(&self.binlog_checksum.to_string())
             }
-            "gtid_domain_id" => int(self.gtid_domain_id.into()),
+            "gtid_domain_id" if self.mysql.is_none() => int(self.gtid_domain_id.into()),
+            "server_uuid" => self
+                .mysql
+                .as_ref()
+                .and_then(|m| text(&m.server_uuid.to_string())),
+            "gtid_mode" => self
+                .mysql
+                .as_ref()
+                .and_then(|m| text(if m.gtid_mode_on { "ON" } else { "OFF" })),
+            "enforce_gtid_consistency" => self
+                .mysql
+                .as_ref()
+                .and_then(|m| text(if m.gtid_mode_on { "ON" } else { "OFF" })),
+            // What MySQL 8 defaults to; a replica reads them from pre-4.1
+            // sources only, tools sometimes.
+            "collation_server" => text("utf8mb4_0900_ai_ci"),
+            "time_zone" => text("SYSTEM"),
             "version" => text(&self.version),
             "version_comment" => text("instarec relay"),
             "log_bin" | "gtid_strict_mode" => int(1),
             "binlog_format" => text("ROW"),
-            "rpl_semi_sync_master_enabled" => text("OFF"),
+            "rpl_semi_sync_master_enabled" | "rpl_semi_sync_source_enabled" => text("OFF"),
             _ => None,
         }
     }
@@ -198,11 +227,23 @@ impl ReplicaSession {
         }
     }
 
-    /// How often to send a heartbeat when idle: @master_heartbeat_period,
-    /// in nanoseconds; None for 0 or unset.
+    /// How often to send a heartbeat when idle: @master_heartbeat_period
+    /// (or MySQL 8.0.26+'s @source_heartbeat_period), in nanoseconds; None
+    /// for 0 or unset.
     pub fn heartbeat_period(&self) -> Option<Duration> {
-        let ns: u64 = self.user_var("master_heartbeat_period")?.parse().ok()?;
+        let ns: u64 = self
+            .user_var("master_heartbeat_period")
+            .or_else(|| self.user_var("source_heartbeat_period"))?
+            .parse()
+            .ok()?;
         (ns > 0).then(|| Duration::from_nanos(ns))
+    }
+
+    /// The server_uuid a MySQL replica says it has (@replica_uuid, or
+    /// @slave_uuid before 8.0.26), as sent.
+    pub fn replica_uuid(&self) -> Option<&str> {
+        self.user_var("replica_uuid")
+            .or_else(|| self.user_var("slave_uuid"))
     }
 
     /// MariaDB's GTID connect state; None if the replica connects by file
@@ -223,6 +264,7 @@ mod tests {
             version: "10.11.6-MariaDB-log".into(),
             binlog_checksum: BinlogChecksum::Crc32,
             gtid_domain_id: 0,
+            mysql: None,
         })
     }
 
@@ -236,15 +278,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_mariadb_replica_connect_sequence() {
-        let mut s = session();
+    /// SELECT UNIX_TIMESTAMP(): the relay's clock, a replica's first question.
+    fn assert_now(s: &mut ReplicaSession) {
         let ts: u64 = rows(s.answer("SELECT UNIX_TIMESTAMP()"))[0][0]
             .as_deref()
             .unwrap()
             .parse()
             .unwrap();
         assert!(ts > 1_600_000_000);
+    }
+
+    #[test]
+    fn a_mariadb_replica_connect_sequence() {
+        let mut s = session();
+        assert_now(&mut s);
         assert_eq!(
             rows(s.answer("SELECT @@GLOBAL.SERVER_ID")),
             vec![vec![Some("1".into())]]
@@ -279,9 +326,115 @@ mod tests {
         assert_eq!(s.answer("SET @slave_gtid_ignore_duplicates=0"), Reply::Ok);
     }
 
+    fn mysql_session() -> ReplicaSession {
+        ReplicaSession::new(ServerIdentity {
+            server_id: 1,
+            version: "8.0.26".into(),
+            binlog_checksum: BinlogChecksum::Crc32,
+            gtid_domain_id: 0,
+            mysql: Some(MysqlIdentity {
+                server_uuid: "97c7af02-4c50-11ec-acd8-681842034964".parse().unwrap(),
+                gtid_mode_on: true,
+            }),
+        })
+    }
+
+    /// The I/O thread of MySQL 8.0.27 as a source's general log shows it,
+    /// in order (rpl_replica.cc: get_master_version_and_clock,
+    /// get_master_uuid, io_thread_init_commands).
+    #[test]
+    fn a_mysql_8_replica_connect_sequence() {
+        let mut s = mysql_session();
+        assert_now(&mut s);
+        assert_eq!(
+            rows(s.answer("SELECT @@GLOBAL.SERVER_ID")),
+            vec![vec![Some("1".into())]]
+        );
+        assert_eq!(
+            s.answer("SET @master_heartbeat_period = 30000001024, @source_heartbeat_period = 30000001024"),
+            Reply::Ok
+        );
+        assert_eq!(
+            s.heartbeat_period(),
+            Some(Duration::from_nanos(30000001024))
+        );
+        assert_eq!(
+            s.answer("SET @master_binlog_checksum = @@global.binlog_checksum, @source_binlog_checksum = @@global.binlog_checksum"),
+            Reply::Ok
+        );
+        assert_eq!(
+            rows(s.answer("SELECT @source_binlog_checksum")),
+            vec![vec![Some("CRC32".into())]]
+        );
+        assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Crc32));
+        assert_eq!(
+            rows(s.answer("SELECT @@GLOBAL.GTID_MODE")),
+            vec![vec![Some("ON".into())]]
+        );
+        assert_eq!(
+            rows(s.answer("SELECT @@GLOBAL.SERVER_UUID")),
+            vec![vec![Some("97c7af02-4c50-11ec-acd8-681842034964".into())]]
+        );
+        assert!(s.replica_uuid().is_none());
+        assert_eq!(
+            s.answer("SET @slave_uuid = 'f8c09b6f-6342-11ec-9e68-000c2943eee1', @replica_uuid = 'f8c09b6f-6342-11ec-9e68-000c2943eee1'"),
+            Reply::Ok
+        );
+        assert_eq!(
+            s.replica_uuid(),
+            Some("f8c09b6f-6342-11ec-9e68-000c2943eee1")
+        );
+        assert!(s.connect_state().is_none(), "no MariaDB state");
+    }
+
+    #[test]
+    fn a_mysql_source_answers_the_fallbacks_and_has_no_gtid_domain() {
+        let mut s = mysql_session();
+        // Before 8.0.26, and when SELECT @@GLOBAL.X fails.
+        assert_eq!(
+            s.answer("SET @master_heartbeat_period= 1000000000"),
+            Reply::Ok
+        );
+        assert_eq!(s.heartbeat_period(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            rows(s.answer("SHOW VARIABLES LIKE 'SERVER_UUID'")),
+            vec![vec![
+                Some("server_uuid".into()),
+                Some("97c7af02-4c50-11ec-acd8-681842034964".into())
+            ]]
+        );
+        assert_eq!(
+            rows(s.answer("SHOW VARIABLES LIKE 'SERVER_ID'")),
+            vec![vec![Some("server_id".into()), Some("1".into())]]
+        );
+        assert_eq!(
+            rows(s.answer("SELECT @@global.collation_server")),
+            vec![vec![Some("utf8mb4_0900_ai_ci".into())]]
+        );
+        assert_eq!(
+            rows(s.answer("SELECT @@GLOBAL.rpl_semi_sync_source_enabled")),
+            vec![vec![Some("OFF".into())]]
+        );
+        assert!(matches!(
+            s.answer("SELECT @@GLOBAL.gtid_domain_id"),
+            Reply::Error(e) if e.code == UNKNOWN_SYSTEM_VARIABLE
+        ));
+        assert_eq!(s.identity().handshake_version(), "8.0.26");
+        let mut off = mysql_session();
+        off.identity.mysql.as_mut().unwrap().gtid_mode_on = false;
+        assert_eq!(
+            rows(off.answer("SELECT @@GLOBAL.GTID_MODE")),
+            vec![vec![Some("OFF".into())]]
+        );
+    }
+
     #[test]
     fn unknown_things_are_clear_errors() {
         let mut s = session();
+        assert!(matches!(
+            s.answer("SELECT @@GLOBAL.SERVER_UUID"),
+            Reply::Error(e) if e.code == UNKNOWN_SYSTEM_VARIABLE
+        ));
         match s.answer("SELECT @@global.gtid_mode") {
             Reply::Error(e) => {
                 assert_eq!(e.code, UNKNOWN_SYSTEM_VARIABLE);
