@@ -7,8 +7,6 @@
 
 mod binlog_archive;
 mod error;
-#[cfg(test)]
-mod fixture_archive;
 mod identity;
 mod replica_stream;
 mod server;

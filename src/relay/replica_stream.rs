@@ -301,7 +301,7 @@ mod tests {
     use crate::engines::mysql::chunk_buffer::tests::{
         MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
     };
-    use crate::relay::fixture_archive::shipped_mysql;
+    use crate::engines::mysql::fixture_archive::shipped_mysql;
     use crate::relay::{RelayOptions, RelayServer};
     use bytes::{Bytes, BytesMut};
     use instarec_mysql::relay::{

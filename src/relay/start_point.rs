@@ -257,8 +257,8 @@ mod tests {
     use crate::engines::mysql::chunk_buffer::tests::{
         MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
     };
+    use crate::engines::mysql::fixture_archive::{shipped_mysql, MYSQL_8_0_40_PREVIOUS_GTIDS};
     use crate::engines::mysql::layout;
-    use crate::relay::fixture_archive::{shipped_mysql, MYSQL_8_0_40_PREVIOUS_GTIDS};
 
     fn set(text: &str) -> MysqlGtidSet {
         text.parse().unwrap()

@@ -454,10 +454,10 @@ async fn check_index(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{ArchiveSettings, Engine};
     use crate::engines::mysql::chunk_buffer::tests::{
-        mysql_start, streamed, MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
+        MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
     };
+    use crate::engines::mysql::fixture_archive::shipped_mysql;
     use instarec_mysql::MariadbGtid;
 
     fn gtid(seq_no: u64) -> EventGtid {
@@ -518,32 +518,10 @@ mod tests {
             .unwrap()
     }
 
-    /// A memory archive holding what the shipper's ChunkBuffer makes of
-    /// real MySQL binlogs, cutting after every event.
-    async fn shipped(files: &[(&'static [u8], &str)]) -> Archive {
-        let archive = Archive::open(&ArchiveSettings::new("memory://")).unwrap();
-        let (archive, _) = archive
-            .open_cluster(Engine::Mysql, "mysql8-fixture")
-            .await
-            .unwrap();
-        let mut buffer = mysql_start();
-        for (bytes, name) in files {
-            for event in streamed(bytes, name) {
-                buffer.push(event).unwrap();
-                if let Some(cut) = buffer.cut() {
-                    for (key, payload) in cut.everything() {
-                        archive.put(&key, payload).await.unwrap();
-                    }
-                }
-            }
-        }
-        archive
-    }
-
     #[test]
     fn a_shipped_mysql_8_archive_verifies_and_a_lost_chunk_names_its_gtids() {
         runtime().block_on(async {
-            let archive = shipped(&[
+            let archive = shipped_mysql(&[
                 (MYSQL_8_0_26, "binlog.000001"),
                 (MYSQL_8_0_32_COMPRESSED, "binlog.000002"),
             ])

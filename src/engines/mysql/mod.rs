@@ -5,6 +5,8 @@ pub mod binlog_verify;
 pub mod chunk_buffer;
 pub mod control;
 pub mod epoch_chunks;
+#[cfg(test)]
+pub(crate) mod fixture_archive;
 pub mod gtid_point;
 pub mod index;
 pub mod layout;

@@ -1,4 +1,4 @@
-//! Test archives for the relay: what the shipper's ChunkBuffer makes of
+//! Test archives: what the shipper's ChunkBuffer makes of
 //! real MySQL binlog files (drivers/mysql/testdata), cut after every
 //! event, in a memory:// archive.
 
@@ -6,7 +6,7 @@ use crate::archive::{Archive, ArchiveSettings, Engine};
 use crate::engines::mysql::chunk_buffer::tests::{mysql_start, streamed};
 
 pub(crate) const MYSQL_8_0_40_PREVIOUS_GTIDS: &[u8] =
-    include_bytes!("../../drivers/mysql/testdata/mysql-8.0.40-previous-gtids.bin");
+    include_bytes!("../../../drivers/mysql/testdata/mysql-8.0.40-previous-gtids.bin");
 
 /// `files` (bytes, binlog name) shipped in order by one primary.
 pub(crate) async fn shipped_mysql(files: &[(&'static [u8], &str)]) -> Archive {
