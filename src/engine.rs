@@ -192,6 +192,13 @@ pub trait ServerControl: Send + Sync {
         note: &str,
     ) -> anyhow::Result<()>;
 
+    /// True when the engine's zero-loss mode can lapse on its own (MySQL
+    /// semi-sync falls back to asynchronous after a timeout), so a dead old
+    /// primary's `synchronous = true` proves nothing.
+    fn synchronous_can_lapse(&self) -> bool {
+        false
+    }
+
     /// Log bytes from `earlier` to `later`; 0 when `later` is not after it.
     fn bytes_between(&self, earlier: &Self::Position, later: &Self::Position) -> u64;
 

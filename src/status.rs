@@ -151,8 +151,9 @@ async fn with_live_mysql(mut report: StatusReport, config: &Config) -> StatusRep
     let end = report.archive_end_chunk.as_ref();
     let mut live = mysql_live::LiveStatus::default();
     // Semi-sync: a commit is acknowledged only once the shipper has it
-    // durable. Trusted from the config when the primary cannot be asked,
-    // not when it says semi-sync fell back to asynchronous.
+    // durable, but only while the primary says so: semi-sync falls back to
+    // asynchronous on its own (rpl_semi_sync_master_timeout), so a primary
+    // that cannot be asked is not trusted.
     let mut synchronous = config.primary.as_ref().is_some_and(|p| p.synchronous);
     match &probe.primary {
         Some(Ok(p)) => {
@@ -167,8 +168,11 @@ async fn with_live_mysql(mut report: StatusReport, config: &Config) -> StatusRep
             report.archive_lag_transactions = lag.transactions;
             synchronous &= p.semi_sync_active;
         }
-        Some(Err(e)) => live.primary_error = Some(e.clone()),
-        None => {}
+        Some(Err(e)) => {
+            live.primary_error = Some(e.clone());
+            synchronous = false;
+        }
+        None => synchronous = false,
     }
     match &probe.standby {
         Some(Ok(s)) => {

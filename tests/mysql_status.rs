@@ -284,4 +284,34 @@ fn semi_sync_promises_no_loss_only_while_the_primary_waits_for_the_shipper() {
     assert_eq!(v["archive_lag_transactions"], 1, "{v:#}");
     assert_eq!(v["estimated_rpo_transactions"], 1, "{v:#}");
     assert!(v["estimated_rpo_seconds"].as_f64().is_some(), "{v:#}");
+
+    // Another semi-sync replica (a second shipper, into another archive)
+    // acknowledges commits our archive lacks: semi-sync is ON with one
+    // client, but not ours, so it promises nothing for this archive.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_config = other_dir.path().join("other.toml");
+    std::fs::write(
+        &other_config,
+        format!(
+            "[archive]\nurl = \"file://{}/archive\"\n\n[primary]\nengine = \"mysql\"\nurl = \"{}\"\nserver_id = 4200000002\nsynchronous = true\nflush_interval = \"200ms\"\n",
+            other_dir.path().display(),
+            primary.url()
+        ),
+    )
+    .unwrap();
+    let other = Shipper::start(&other_config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while semi_sync_clients() != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "no semi-sync client:\n{}",
+            other.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    primary.query("INSERT INTO test.t VALUES (3)");
+    let v = status_json(&config, &[]);
+    assert_eq!(v["archive_lag_transactions"], 2, "{v:#}");
+    assert_eq!(v["estimated_rpo_transactions"], 2, "{v:#}");
+    assert_eq!(other.stop(), 0);
 }

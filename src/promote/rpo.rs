@@ -48,6 +48,9 @@ pub struct RpoInputs<P> {
     /// [primary] synchronous = true: the shipper acknowledged only what the
     /// archive held. Trusted when the old primary cannot be asked.
     pub synchronous: bool,
+    /// The engine's zero-loss mode can lapse unseen (MySQL semi-sync), so an
+    /// unreachable old primary's `synchronous` is not trusted.
+    pub synchronous_can_lapse: bool,
     /// The end of the log the new primary replayed.
     pub recovered: P,
     /// The archive's end, read after promotion.
@@ -120,7 +123,11 @@ pub fn assess<P: Ord + Clone + Display>(
     let gap = bytes_between(&i.recovered, &last_known);
     let archive_replayed = i.archive_end.as_ref().is_none_or(|end| i.recovered >= *end);
 
-    if i.synchronous && archive_replayed {
+    if i.synchronous && i.synchronous_can_lapse {
+        notes.push(
+            "synchronous = true, but semi-sync falls back to asynchronous after rpl_semi_sync_master_timeout and the old primary could not be asked whether it had: reporting the failover bound".into(),
+        );
+    } else if i.synchronous && archive_replayed {
         notes.push(
             "synchronous: the old primary was unreachable, so its synchronous_standby_names could not be checked; trusting [primary] synchronous = true".into(),
         );
@@ -135,7 +142,7 @@ pub fn assess<P: Ord + Clone + Display>(
             notes,
         };
     }
-    if i.synchronous {
+    if i.synchronous && !i.synchronous_can_lapse {
         notes.push(format!(
             "synchronous, but the new primary stopped at {} before the archive's end {}: reporting the failover bound",
             i.recovered,
@@ -179,6 +186,7 @@ mod tests {
         RpoInputs {
             fenced_final: None,
             synchronous: false,
+            synchronous_can_lapse: false,
             recovered,
             archive_end: Some(100),
             recorded_primary: Some(150),
@@ -251,6 +259,21 @@ mod tests {
         i.recovered = 90;
         let r = assess(&i, diff);
         assert_eq!((r.bytes, r.seconds, r.bytes_exact), (60, Some(3.0), false));
+    }
+
+    #[test]
+    fn a_synchronous_mode_that_can_lapse_unseen_reports_the_failover_bound() {
+        let mut i = inputs(100);
+        i.synchronous = true;
+        i.synchronous_can_lapse = true;
+        let r = assess(&i, diff);
+        assert!(!r.nothing_lost);
+        assert_eq!((r.bytes, r.seconds, r.bytes_exact), (50, Some(3.0), false));
+        assert!(
+            r.notes.iter().any(|n| n.contains("semi-sync")),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub async fn run<C: ServerControl>(
         &RpoInputs {
             fenced_final: fenced.as_ref().map(|f| f.final_position.clone()),
             synchronous: plan.synchronous,
+            synchronous_can_lapse: control.synchronous_can_lapse(),
             recovered: promoted.recovered.clone(),
             archive_end,
             recorded_primary,

@@ -93,7 +93,8 @@ pub async fn after_mysql_gtid(
         return Ok(0);
     };
     let newest = archive.index(newest).await?;
-    check_not_diverged(&newest, executed)?;
+    let primary = identity::newest_transaction_uuid(archive, keys, &newest).await?;
+    check_not_diverged(&newest, primary, executed)?;
     let before = archive_start_state(archive, first).await?;
     check_not_purged(&before, executed)?;
     let (mut lo, mut hi) = (0, keys.len());
@@ -188,15 +189,15 @@ fn check_not_purged(before: &MysqlGtidSet, executed: &MysqlGtidSet) -> Result<()
 
 /// MySQL's ER_REPLICA_HAS_MORE_GTIDS_THAN_SOURCE, for an archive: checked
 /// for the primary's server_uuid only, as MySQL does; transactions of other
-/// servers may have reached the replica another way.
-fn check_not_diverged(newest: &ChunkIndex, executed: &MysqlGtidSet) -> Result<(), RelayServeError> {
+/// servers may have reached the replica another way. The primary is the
+/// server of the newest transaction (identity.rs), as the relay says.
+fn check_not_diverged(
+    newest: &ChunkIndex,
+    newest_transaction: Option<ServerUuid>,
+    executed: &MysqlGtidSet,
+) -> Result<(), RelayServeError> {
     let archived = mysql_state(newest)?;
-    let Some(primary) = newest
-        .last_gtid
-        .as_deref()
-        .and_then(identity::mysql_gtid_uuid)
-        .or_else(|| archived.uuids().next().copied())
-    else {
+    let Some(primary) = newest_transaction.or_else(|| archived.uuids().next().copied()) else {
         return Ok(());
     };
     let extra = only(&executed.subtract(&archived), &primary);
@@ -257,7 +258,9 @@ mod tests {
     use crate::engines::mysql::chunk_buffer::tests::{
         MYSQL_8_0_26, MYSQL_8_0_32_COMPRESSED, SID_8_0_26,
     };
-    use crate::engines::mysql::fixture_archive::{shipped_mysql, MYSQL_8_0_40_PREVIOUS_GTIDS};
+    use crate::engines::mysql::fixture_archive::{
+        failed_over_mysql, shipped_mysql, MYSQL_8_0_40_PREVIOUS_GTIDS, SID_8_0_28,
+    };
     use crate::engines::mysql::layout;
 
     fn set(text: &str) -> MysqlGtidSet {
@@ -374,6 +377,26 @@ mod tests {
         after_mysql_gtid(&archive, &keys, &set(before))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn after_a_failover_divergence_is_checked_for_the_new_primary() {
+        let archive = BinlogArchive::new(failed_over_mysql().await);
+        let keys = archive.chunks().await.unwrap();
+        // Ahead of the archive on the new primary, in step on the old one.
+        let executed = set(&format!("{SID_8_0_28}:1-5,{SID_8_0_26}:1-7"));
+        let err = after_mysql_gtid(&archive, &keys, &executed)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("GTIDs '{SID_8_0_26}:6-7'")), "{err}");
+        assert!(err.contains(&format!("primary {SID_8_0_26}")), "{err}");
+        // Transactions of the old primary only its replicas saw are not ours to refuse.
+        let executed = set(&format!("{SID_8_0_28}:1-9,{SID_8_0_26}:1-5"));
+        assert_eq!(
+            after_mysql_gtid(&archive, &keys, &executed).await.unwrap(),
+            keys.len()
+        );
     }
 
     #[tokio::test]

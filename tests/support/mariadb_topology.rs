@@ -81,6 +81,33 @@ impl Cluster {
     /// Primary + shipper + relay + a caught-up read-only replica of the
     /// relay (with log_slave_updates, as a promotion candidate has).
     pub fn start() -> Cluster {
+        Cluster::start_with("")
+    }
+
+    /// As `start`, with the shipper as the primary's semi-sync replica
+    /// (`[primary] synchronous = true`) and semi-sync on at the primary,
+    /// with a timeout long enough that no commit of the test falls back to
+    /// async: every commit returned to a client waited for the shipper.
+    pub fn start_semi_sync() -> Cluster {
+        let c = Cluster::start_with("synchronous = true");
+        c.primary.query(
+            "SET GLOBAL rpl_semi_sync_master_timeout = 60000; \
+             SET GLOBAL rpl_semi_sync_master_enabled = ON",
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while semi_sync_status(&c.primary, "Rpl_semi_sync_master_clients") != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "the shipper did not become a semi-sync client:\n{}",
+                c.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    /// As `start`, with `extra_primary` added to the [primary] section.
+    fn start_with(extra_primary: &str) -> Cluster {
         let primary = MariaDb::start();
         primary.query(&format!(
             "CREATE DATABASE test; \
@@ -91,7 +118,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let archive_url = format!("file://{}/archive", dir.path().display());
         let relay_port = free_port();
-        let config = write_mysql_config(dir.path(), &archive_url, &primary.url(), "");
+        let config = write_mysql_config(dir.path(), &archive_url, &primary.url(), extra_primary);
         let base = std::fs::read_to_string(&config).unwrap();
         let with_relay = format!(
             "{base}\n[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nuser = \"{RELAY_USER}\"\npassword = \"{RELAY_PASSWORD}\"\n"
@@ -187,6 +214,14 @@ impl Cluster {
 
 pub fn gtid_binlog_pos(db: &MariaDb) -> String {
     db.query("SELECT @@global.gtid_binlog_pos")
+}
+
+/// A semi-sync status variable of `db` (e.g. Rpl_semi_sync_master_no_tx).
+pub fn semi_sync_status(db: &MariaDb, name: &str) -> String {
+    db.query(&format!(
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME = '{name}'"
+    ))
 }
 
 pub fn ids_on(db: &MariaDb) -> BTreeSet<i64> {

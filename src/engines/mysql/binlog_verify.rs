@@ -21,7 +21,7 @@ use instarec_mysql::mysql_gtid_event::MysqlGtidEvent;
 use instarec_mysql::{
     BinlogChecksum, EventGtid, EventHeader, EventType, RawEvent, EVENT_HEADER_LEN,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What to do about a chunk whose bytes are wrong or missing.
 const RESHIP: &str = "restore the key from a replica of the bucket, or re-ship the file from a server that still has it";
@@ -126,16 +126,20 @@ pub async fn verify_binlog(archive: &Archive) -> Result<BinlogReport, ArchiveErr
                 Some((end, _)) if n > 0 => Some(*end),
                 _ => None,
             };
+            let paired = paired_chunks(archive, &indexes, epoch, file, &chunks).await?;
             let mut previous: Option<&ChunkRef> = None;
             for chunk in &chunks {
                 report.chunks += 1;
-                let index_key = indexes.remove(&(epoch, file.clone(), chunk.first));
+                let index_key = paired
+                    .contains(&chunk.key)
+                    .then(|| indexes.remove(&(epoch, file.clone(), chunk.first)))
+                    .flatten();
                 let Some(index_key) = index_key else {
                     // Not archived (a chunk counts once its index exists):
                     // left out of the tiling, but its bytes are still checked.
                     report.faults.push(BinlogFault::new(
                         &chunk.key,
-                        format!("chunk has no index at {}, so nothing reads it: an interrupted upload or a stray object. Re-run `instarec ship` to rewrite the index, or delete the chunk", layout::index_key(epoch, file, chunk.first)),
+                        stray_message(epoch, file, chunk),
                     ));
                     scan_chunk(archive, chunk, checksum, &mut report.faults).await?;
                     continue;
@@ -163,6 +167,55 @@ pub async fn verify_binlog(archive: &Archive) -> Result<BinlogReport, ArchiveErr
     }
     report.faults = one_per_key(report.faults);
     Ok(report)
+}
+
+/// The chunks of `file` that have an index: for each index, the chunk it
+/// names. The shipper writes a cut's chunk before its index, so a crash
+/// between the two leaves a chunk without index; the restarted shipper cuts
+/// again from the same offset, usually to another end, and only the chunk
+/// the index names is archived. An index that names none of the chunks at
+/// its offset (or can't be read) pairs with the first, for `check_index`
+/// to report.
+async fn paired_chunks(
+    archive: &Archive,
+    indexes: &HashMap<(Epoch, String, u64), String>,
+    epoch: Epoch,
+    file: &str,
+    chunks: &[ChunkRef],
+) -> Result<HashSet<String>, ArchiveError> {
+    let mut at: BTreeMap<u64, Vec<&ChunkRef>> = BTreeMap::new();
+    for chunk in chunks {
+        at.entry(chunk.first).or_default().push(chunk);
+    }
+    let mut paired = HashSet::new();
+    for (first, candidates) in at {
+        let Some(index_key) = indexes.get(&(epoch, file.to_string(), first)) else {
+            continue;
+        };
+        let named = if candidates.len() > 1 {
+            match ChunkIndex::read(archive, index_key).await {
+                Ok(index) => candidates.iter().find(|c| c.key == index.chunk).copied(),
+                Err(e) if e.is_integrity_fault() => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        if let Some(chunk) = named.or(candidates.first().copied()) {
+            paired.insert(chunk.key.clone());
+        }
+    }
+    Ok(paired)
+}
+
+/// Restore, relay and promote find chunks through their indexes only, so
+/// a chunk without one is never read: harmless, and safe to delete.
+fn stray_message(epoch: Epoch, file: &str, chunk: &ChunkRef) -> String {
+    format!(
+        "chunk has no index ({} is missing or names another chunk), so restore, relay and promote never read it: most likely an upload interrupted between a chunk and its index, cut again after the shipper restarted. It is harmless; delete it with your object store's tools to tidy up (`instarec archive ls {}{file}/` lists the file's chunks)",
+        layout::index_key(epoch, file, chunk.first),
+        layout::epoch_prefix(epoch),
+    )
 }
 
 /// Joins the messages of faults on the same key, sorted by key.
@@ -564,6 +617,44 @@ mod tests {
                     .any(|f| f.key == hole && f.message.contains("missing between")),
                 "{messages:?}"
             );
+        });
+    }
+
+    #[test]
+    fn a_chunk_left_by_a_crash_before_its_index_is_the_stray_not_the_chunk_cut_again() {
+        runtime().block_on(async {
+            let archive = shipped_mysql(&[(MYSQL_8_0_26, "binlog.000001")]).await;
+            let file = "binlog.000001";
+            // Transaction :3 is [787, 1120). The crashed shipper had cut
+            // only its GTID event; the index names the chunk cut again.
+            let real = layout::chunk_key(Epoch(1), file, 787, 1120);
+            let bytes = archive.get(&real).await.unwrap();
+            let gtid_end = 787 + u64::from(EventHeader::parse(&bytes).unwrap().event_size);
+            let orphan = layout::chunk_key(Epoch(1), file, 787, gtid_end);
+            assert!(orphan < real, "the orphan sorts first");
+            archive
+                .put(&orphan, bytes.slice(..(gtid_end - 787) as usize))
+                .await
+                .unwrap();
+
+            let report = verify_binlog(&archive).await.unwrap();
+            assert_eq!(report.faults.len(), 1, "{:?}", report.faults);
+            let stray = &report.faults[0];
+            assert_eq!(stray.key, orphan);
+            assert!(stray.message.contains("has no index"), "{}", stray.message);
+            assert!(stray.message.contains("harmless"), "{}", stray.message);
+            assert!(
+                stray.message.contains("instarec archive ls"),
+                "{}",
+                stray.message
+            );
+            assert!(
+                !stray.message.contains("instarec ship"),
+                "{}",
+                stray.message
+            );
+            // The orphan's one event is checked, not counted as archived.
+            assert_eq!(report.events, 21);
         });
     }
 

@@ -418,6 +418,10 @@ impl ServerControl for MysqlControl {
         Ok(())
     }
 
+    fn synchronous_can_lapse(&self) -> bool {
+        true
+    }
+
     fn bytes_between(&self, earlier: &GtidPoint, later: &GtidPoint) -> u64 {
         later.bytes_after(earlier).unwrap_or(0)
     }

@@ -48,7 +48,11 @@ pub struct PrimarySeen {
     pub files: Vec<(String, u64)>,
     /// The primary's clock, which its event timestamps use.
     pub now: DateTime<Utc>,
-    /// Rpl_semi_sync_master_status: commits currently wait for a replica's ack.
+    /// Commits wait for the shipper's ack and nobody else's: semi-sync is
+    /// ON (Rpl_semi_sync_master_status or _source_status), it has exactly
+    /// one semi-sync client, and the shipper's server_id is a registered
+    /// replica. Another semi-sync replica could ack commits the archive
+    /// lacks, so two clients do not count.
     pub semi_sync_active: bool,
 }
 
@@ -74,7 +78,7 @@ pub async fn probe(config: &Config) -> Probe {
             .map_err(|e| format!("{e:#}"))
             .and_then(|s| opts(&s.url, "[primary] url"));
         Some(match opts {
-            Ok(o) => within_timeout(addr(&o), query_primary(o)).await,
+            Ok(o) => within_timeout(addr(&o), query_primary(o, p.replica_server_id())).await,
             Err(e) => Err(e),
         })
     };
@@ -124,7 +128,34 @@ async fn connect(opts: Opts) -> Result<(Conn, ServerFlavor), String> {
     Ok((conn, flavor))
 }
 
-async fn query_primary(opts: Opts) -> Result<PrimarySeen, String> {
+/// See [`PrimarySeen::semi_sync_active`]. Both plugin generations' names:
+/// MySQL 8.0.26+ `semisync_source` says "source", MariaDB and older MySQL
+/// "master". Absent variables (no plugin) mean not in effect.
+async fn shipper_alone_acks(conn: &mut Conn, shipper_server_id: u32) -> anyhow::Result<bool> {
+    let rows: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN
+               ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_source_status',
+                'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_source_clients')",
+        )
+        .await?;
+    let value = |suffix: &str| {
+        rows.iter()
+            .find(|(name, _)| name.to_ascii_lowercase().ends_with(suffix))
+            .map(|(_, v)| v.clone())
+    };
+    let on = value("_status").is_some_and(|v| v.eq_ignore_ascii_case("ON"));
+    let clients: Option<u64> = value("_clients").and_then(|v| v.parse().ok());
+    if !on || clients != Some(1) {
+        return Ok(false);
+    }
+    let replicas: Vec<mysql_async::Row> = conn.query("SHOW SLAVE HOSTS").await?;
+    Ok(replicas
+        .iter()
+        .any(|r| r.get_opt::<u32, _>(0).and_then(Result::ok) == Some(shipper_server_id)))
+}
+
+async fn query_primary(opts: Opts, shipper_server_id: u32) -> Result<PrimarySeen, String> {
     let server = addr(&opts);
     let (mut conn, flavor) = connect(opts).await?;
     let seen = async {
@@ -145,15 +176,12 @@ async fn query_primary(opts: Opts) -> Result<PrimarySeen, String> {
         let now = micros
             .and_then(DateTime::<Utc>::from_timestamp_micros)
             .ok_or_else(|| anyhow::anyhow!("UNIX_TIMESTAMP(NOW(6)) answered nothing usable"))?;
-        // Absent when the semi-sync plugin is not loaded (MySQL): not in effect.
-        let semi: Option<(String, String)> = conn
-            .query_first("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
-            .await?;
+        let semi_sync_active = shipper_alone_acks(&mut conn, shipper_server_id).await?;
         Ok::<_, anyhow::Error>(PrimarySeen {
             end,
             files,
             now,
-            semi_sync_active: semi.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")),
+            semi_sync_active,
         })
     }
     .await

@@ -16,7 +16,9 @@ pub struct LiveStatus {
     pub archive_lag_seconds: Option<f64>,
     pub primary_error: Option<String>,
     /// The primary waits for the shipper's flush before it acknowledges a
-    /// commit (pg_stat_replication.sync_state is sync or quorum). None when
+    /// commit: its sync_state is `sync` (not `quorum`: another member could
+    /// answer for it) and synchronous_commit waits for standbys. A session
+    /// that sets synchronous_commit = local itself is not seen. None when
     /// the primary was not asked.
     pub synchronous_active: Option<bool>,
     pub standby_replay_position: Option<String>,
@@ -74,7 +76,8 @@ async fn query_primary(url: &str, application: &str) -> Result<PrimaryProbe, Str
                                ORDER BY flush_lsn DESC NULLS LAST LIMIT 1)
              SELECT pg_current_wal_flush_lsn()::text,
                     (SELECT extract(epoch FROM flush_lag)::float8 FROM shipper),
-                    coalesce((SELECT sync_state IN ('sync', 'quorum') FROM shipper), false)",
+                    coalesce((SELECT sync_state = 'sync' FROM shipper), false)
+                      AND current_setting('synchronous_commit') IN ('on', 'remote_write', 'remote_apply')",
             &[&application],
         )
         .await
