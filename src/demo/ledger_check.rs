@@ -57,10 +57,13 @@ fn rpo_covers(report: &serde_json::Value, lost: &[&Commit], promote_started: Ins
     let Some(window) = report["rpo_seconds"].as_f64() else {
         return false;
     };
-    // MySQL/MariaDB also count lost transactions: a report of none
-    // contradicts a lost commit.
-    if report["rpo_transactions"].as_u64() == Some(0) && report["rpo_bytes_exact"] == true {
-        return false;
+    // MySQL/MariaDB also count lost transactions; when the report says the
+    // count is exact, each lost ledger commit (its own transaction) must be
+    // in it.
+    if let Some(counted) = report["rpo_transactions"].as_u64() {
+        if report["rpo_bytes_exact"] == true && (lost.len() as u64) > counted {
+            return false;
+        }
     }
     lost.iter().all(|c| {
         let before_promote = promote_started
@@ -132,5 +135,24 @@ mod tests {
             "rpo_seconds": 5.0, "rpo_transactions": 0, "rpo_bytes_exact": true
         });
         assert!(!check(&acked, &HashSet::new(), &report, now).lost_covered_by_rpo);
+    }
+
+    #[test]
+    fn an_exact_count_smaller_than_the_lost_commits_is_not_covered() {
+        let now = Instant::now();
+        let acked = commits(now, &[(1, 10), (2, 10), (3, 10)]);
+        let exact = |n: u64| {
+            serde_json::json!({
+                "rpo_seconds": 5.0, "rpo_transactions": n, "rpo_bytes_exact": true
+            })
+        };
+        let present = HashSet::from([1]);
+        assert!(!check(&acked, &present, &exact(1), now).lost_covered_by_rpo);
+        assert!(check(&acked, &present, &exact(2), now).lost_covered_by_rpo);
+        // A lower bound (failover) may count fewer than were lost.
+        let lower = serde_json::json!({
+            "rpo_seconds": 5.0, "rpo_transactions": 1, "rpo_bytes_exact": false
+        });
+        assert!(check(&acked, &present, &lower, now).lost_covered_by_rpo);
     }
 }
