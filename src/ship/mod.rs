@@ -1,5 +1,6 @@
 //! `instarec ship`: stream the primary's log into the archive, continuously.
 
+pub mod archive_watch;
 pub mod epoch_claim;
 pub mod in_order;
 pub mod metrics;

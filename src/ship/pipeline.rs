@@ -6,11 +6,12 @@
 //! earlier cuts all did too. Several cuts may upload at once; they are
 //! finished (acknowledged, superseded objects deleted) strictly in order.
 
+use super::archive_watch::ArchiveWatch;
 use super::in_order::{AnnounceTurn, InOrder};
 use super::metrics::ShipMetrics;
-use super::position_record::{self, PositionRecord};
+use super::position_record::PositionRecord;
 use super::superseded::SupersededDeleter;
-use crate::archive::{Archive, ArchiveError, Epoch};
+use crate::archive::{Archive, Epoch};
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -89,7 +90,6 @@ struct State<P> {
     last_status: Instant,
     last_position_write: Instant,
     recorded_primary: Option<P>,
-    previous_position_key: Option<String>,
     uploaded_objects: u64,
     uploaded_bytes: u64,
 }
@@ -112,7 +112,6 @@ pub async fn run<S: LogSource>(
         last_status: now,
         last_position_write: now,
         recorded_primary: None,
-        previous_position_key: None,
         uploaded_objects: 0,
         uploaded_bytes: 0,
     };
@@ -131,7 +130,7 @@ pub async fn run<S: LogSource>(
     // When the oldest byte not yet cut arrived: it must be uploading within
     // flush_interval, which bounds the archive's lag.
     let mut uncut_since: Option<Instant> = None;
-    let mut last_fence_check = Instant::now();
+    let mut watch = ArchiveWatch::start(archive.clone(), epoch, FENCE_CHECK_INTERVAL);
     source.acknowledge(&st.durable).await?;
 
     loop {
@@ -145,6 +144,9 @@ pub async fn run<S: LogSource>(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            // Idle shippers (or ones whose primary died) learn of a promote
+            // here; busy ones also check before every upload.
+            fenced = watch.fenced() => return Err(fenced.into()),
             Some(done) = uploads.next_done(), if !uploads.is_empty() => {
                 let (cut, took) = done.context("upload task panicked")??;
                 finish_cut(&mut source, &deleter, &metrics, &mut st, cut, took).await?;
@@ -182,17 +184,11 @@ pub async fn run<S: LogSource>(
                 uncut_since = None;
             }
             _ = ticker.tick() => {
-                // Idle shippers (or ones whose primary died) learn of a
-                // promote here; busy ones also check before every upload.
-                if last_fence_check.elapsed() >= FENCE_CHECK_INTERVAL {
-                    archive.ensure_current_epoch(epoch).await?;
-                    last_fence_check = Instant::now();
-                }
                 if st.last_status.elapsed() >= options.status_interval {
                     source.acknowledge(&st.durable).await?;
                     st.last_status = Instant::now();
                 }
-                record_primary_position::<S>(&archive, epoch, &options, &mut st).await?;
+                record_primary_position::<S>(&watch, epoch, &options, &mut st);
             }
         }
         update_lag(&source, &metrics, &st);
@@ -205,6 +201,7 @@ pub async fn run<S: LogSource>(
         finish_cut(&mut source, &deleter, &metrics, &mut st, cut, took).await?;
     }
     deleter.finish().await;
+    watch.stop();
     tracing::info!(durable = %st.durable, "shipper stopped after flushing");
     Ok(ShipSummary {
         durable: st.durable.to_string(),
@@ -284,36 +281,29 @@ async fn finish_cut<S: LogSource>(
     Ok(())
 }
 
-async fn record_primary_position<S: LogSource>(
-    archive: &Archive,
+/// Queues a record of the primary's position, at most once per
+/// `position_interval` while it moves; the archive watch writes it.
+fn record_primary_position<S: LogSource>(
+    watch: &ArchiveWatch,
     epoch: Epoch,
     options: &PipelineOptions,
     st: &mut State<S::Position>,
-) -> anyhow::Result<()> {
+) {
     let Some(primary) = st.primary.clone() else {
-        return Ok(());
+        return;
     };
     let moved = st.recorded_primary.as_ref() != Some(&primary);
     if !moved || st.last_position_write.elapsed() < options.position_interval {
-        return Ok(());
+        return;
     }
-    let record = PositionRecord {
+    watch.record(PositionRecord {
         epoch: epoch.0,
         primary: primary.to_string(),
         durable: st.durable.to_string(),
         at: chrono::Utc::now(),
-    };
+    });
     st.last_position_write = Instant::now();
-    match position_record::write(archive, epoch, &record, st.previous_position_key.as_deref()).await
-    {
-        Ok(key) => {
-            st.previous_position_key = Some(key);
-            st.recorded_primary = Some(primary);
-        }
-        Err(e @ ArchiveError::Fenced { .. }) => return Err(e.into()),
-        Err(e) => tracing::warn!(error = %e, "could not record the primary's position"),
-    }
-    Ok(())
+    st.recorded_primary = Some(primary);
 }
 
 fn update_lag<S: LogSource>(source: &S, metrics: &ShipMetrics, st: &State<S::Position>) {
