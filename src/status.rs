@@ -84,12 +84,12 @@ impl Live {
     }
 }
 
-/// Promote's fixed cost on the reference machine (PostgreSQL: 0.3–1.2 s
+/// Promote's fixed cost on the reference machine (PostgreSQL: 0.6–1.0 s
 /// measured, docs/benchmarks.md), and a conservative replay rate for the lag.
 const PROMOTE_OVERHEAD_SECONDS: f64 = 1.0;
 const REPLAY_BYTES_PER_SECOND: f64 = 64.0 * 1024.0 * 1024.0;
-/// MariaDB promote is not benchmarked yet: its fixed steps plus draining
-/// through the relay (a 200 ms poll) and the replica's reconnect; assumed 2 s.
+/// MariaDB promote measured 0.2–0.7 s (docs/benchmarks.md); 2 s leaves room
+/// for a slower relay poll and the replica's reconnect.
 const MYSQL_PROMOTE_OVERHEAD_SECONDS: f64 = 2.0;
 /// A replica fed by `instarec relay` applied 6,400 tx/s on the reference
 /// machine (docs/benchmarks.md); a third of that allows for bigger
