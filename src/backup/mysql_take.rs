@@ -491,24 +491,17 @@ fn task_error(id: &str, reason: &str) -> MysqlBackupError {
     }
 }
 
-fn flavor_name(flavor: ServerFlavor) -> &'static str {
-    match flavor {
-        ServerFlavor::Mariadb => "mariadb",
-        ServerFlavor::Mysql => "mysql",
-    }
-}
-
 fn parse_gtid(
     flavor: ServerFlavor,
     text: &str,
     what: &'static str,
     id: &str,
 ) -> Result<GtidState, MysqlBackupError> {
-    GtidState::parse(flavor_name(flavor), text).map_err(|reason| MysqlBackupError::BadGtid {
+    GtidState::parse_from(flavor, text).map_err(|reason| MysqlBackupError::BadGtid {
         id: id.to_string(),
         what,
         text: text.to_string(),
-        flavor: flavor_name(flavor),
+        flavor: GtidState::empty(flavor).flavor_name(),
         reason,
     })
 }

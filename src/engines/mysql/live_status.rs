@@ -194,12 +194,12 @@ async fn query_standby(opts: Opts) -> Result<StandbySeen, String> {
     let server = addr(&opts);
     let (mut conn, flavor) = connect(opts).await?;
     let seen = async {
-        let (sql, name) = match flavor {
-            ServerFlavor::Mariadb => ("SELECT @@global.gtid_slave_pos", "mariadb"),
-            ServerFlavor::Mysql => ("SELECT @@global.gtid_executed", "mysql"),
+        let sql = match flavor {
+            ServerFlavor::Mariadb => "SELECT @@global.gtid_slave_pos",
+            ServerFlavor::Mysql => "SELECT @@global.gtid_executed",
         };
         let text: Option<String> = conn.query_first(sql).await?;
-        let applied = GtidState::parse(name, &text.unwrap_or_default())
+        let applied = GtidState::parse_from(flavor, &text.unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{sql} answered something unreadable: {e}"))?;
         // MySQL 8.4 knows only the new name.
         let row: Option<Row> = match conn.query_first("SHOW SLAVE STATUS").await {

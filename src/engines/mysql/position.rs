@@ -5,7 +5,7 @@
 //! what survives a promotion; the file offset only means something on the
 //! server that wrote it.
 
-use instarec_mysql::{BinlogPosition, EventGtid, MariadbGtidPos, MysqlGtidSet};
+use instarec_mysql::{BinlogPosition, EventGtid, MariadbGtidPos, MysqlGtidSet, ServerFlavor};
 use std::fmt;
 
 /// The GTID state in the server's own flavour.
@@ -55,6 +55,19 @@ impl GtidState {
             }
             GtidState::Mysql(_) => None,
         }
+    }
+
+    /// No transactions yet, in `flavor`'s notation.
+    pub fn empty(flavor: ServerFlavor) -> GtidState {
+        match flavor {
+            ServerFlavor::Mariadb => GtidState::Mariadb(MariadbGtidPos::new()),
+            ServerFlavor::Mysql => GtidState::Mysql(MysqlGtidSet::new()),
+        }
+    }
+
+    /// Parses what a `flavor` server says (@@gtid_binlog_pos, @@gtid_executed…).
+    pub fn parse_from(flavor: ServerFlavor, text: &str) -> Result<GtidState, String> {
+        GtidState::parse(GtidState::empty(flavor).flavor_name(), text)
     }
 
     pub fn flavor_name(&self) -> &'static str {

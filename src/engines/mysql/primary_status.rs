@@ -76,15 +76,8 @@ pub async fn first_start_state(
             .flatten()
             .unwrap_or_default(),
     };
-    GtidState::parse(flavor_name(flavor), &text)
+    GtidState::parse_from(flavor, &text)
         .map_err(|e| anyhow::anyhow!("the primary's oldest GTID state {text:?} is unreadable: {e}"))
-}
-
-fn flavor_name(flavor: ServerFlavor) -> &'static str {
-    match flavor {
-        ServerFlavor::Mariadb => "mariadb",
-        ServerFlavor::Mysql => "mysql",
-    }
 }
 
 /// The primary's binlog end: GTID state, then file:pos (read after it, so
@@ -93,15 +86,15 @@ pub async fn binlog_end(
     conn: &mut mysql_async::Conn,
     flavor: ServerFlavor,
 ) -> anyhow::Result<BinlogPoint> {
-    let (sql, name) = match flavor {
-        ServerFlavor::Mariadb => ("SELECT @@global.gtid_binlog_pos", "mariadb"),
-        ServerFlavor::Mysql => ("SELECT @@global.gtid_executed", "mysql"),
+    let sql = match flavor {
+        ServerFlavor::Mariadb => "SELECT @@global.gtid_binlog_pos",
+        ServerFlavor::Mysql => "SELECT @@global.gtid_executed",
     };
     let text: Option<String> = conn
         .query_first(sql)
         .await
         .with_context(|| sql.to_string())?;
-    let gtid = GtidState::parse(name, &text.unwrap_or_default())
+    let gtid = GtidState::parse_from(flavor, &text.unwrap_or_default())
         .map_err(|e| anyhow::anyhow!("{sql} answered something unreadable: {e}"))?;
     // MySQL 8.4 renamed it; MariaDB and older MySQL know the old name.
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {

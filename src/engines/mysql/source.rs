@@ -9,8 +9,8 @@ use crate::archive::{Archive, Engine, Epoch};
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::{bail, Context as _};
 use instarec_mysql::{
-    BinlogClient, BinlogPosition, BinlogStream, MariadbGtidPos, MysqlError, MysqlGtidSet,
-    ServerFlavor, StartPosition, StreamedEvent,
+    BinlogClient, BinlogPosition, BinlogStream, MysqlError, ServerFlavor, StartPosition,
+    StreamedEvent,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -59,7 +59,7 @@ impl MysqlConnected {
         let (complete, skip_through) = match &state.resume {
             Some(r) => {
                 let last = &r.last;
-                let expected = empty_state(flavor).flavor_name();
+                let expected = GtidState::empty(flavor).flavor_name();
                 if last.flavor != expected {
                     bail!(
                         "archive {} holds {} binlog but the primary {} is {expected}; point [primary] url at this archive's primary",
@@ -259,13 +259,6 @@ async fn first_start_state(
     let state = primary_status::first_start_state(&mut conn, flavor).await;
     let _ = conn.disconnect().await;
     state
-}
-
-fn empty_state(flavor: ServerFlavor) -> GtidState {
-    match flavor {
-        ServerFlavor::Mariadb => GtidState::Mariadb(MariadbGtidPos::new()),
-        ServerFlavor::Mysql => GtidState::Mysql(MysqlGtidSet::new()),
-    }
 }
 
 fn start_position(at: &BinlogPoint, by_file: bool) -> StartPosition {
