@@ -147,15 +147,8 @@ pub fn mysql_source(primary: &PrimarySection) -> anyhow::Result<MysqlSourceOptio
             primary.url
         )
     })?;
-    if let Some(path) = &primary.password_file {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading [primary] password_file {}; create it or remove the key",
-                path.display()
-            )
-        })?;
-        let password = text.lines().next().unwrap_or("");
-        url.set_password(Some(password)).map_err(|()| {
+    if let Some(password) = password_from_file(primary)? {
+        url.set_password(Some(&password)).map_err(|()| {
             anyhow::anyhow!(
                 "[primary] url {} cannot carry a password; write it as mysql://user@host:port/",
                 primary.url
@@ -174,17 +167,25 @@ pub fn mysql_source(primary: &PrimarySection) -> anyhow::Result<MysqlSourceOptio
 pub fn postgres_conn(primary: &PrimarySection) -> anyhow::Result<ConnConfig> {
     let mut conn = ConnConfig::from_url(primary.url.expose())
         .with_context(|| format!("[primary] url {}", primary.url))?;
-    if let Some(path) = &primary.password_file {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading [primary] password_file {}; create it or remove the key",
-                path.display()
-            )
-        })?;
-        conn.password = Some(text.lines().next().unwrap_or("").to_string());
+    if let Some(password) = password_from_file(primary)? {
+        conn.password = Some(password);
     }
     if conn.application_name.is_none() {
         conn.application_name = Some(primary.application_name.clone());
     }
     Ok(conn)
+}
+
+/// The first line of [primary] password_file, when set.
+fn password_from_file(primary: &PrimarySection) -> anyhow::Result<Option<String>> {
+    let Some(path) = &primary.password_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading [primary] password_file {}; create it or remove the key",
+            path.display()
+        )
+    })?;
+    Ok(Some(text.lines().next().unwrap_or("").to_string()))
 }

@@ -52,20 +52,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
             if done {
                 return Ok(self.packet.split().freeze());
             }
-            self.incoming.reserve(READ_CHUNK);
-            let n = self
-                .stream
-                .read_buf(&mut self.incoming)
-                .await
-                .map_err(|source| RelayError::Io {
-                    peer: self.peer.clone(),
-                    source,
-                })?;
-            if n == 0 {
-                return Err(RelayError::Closed {
-                    peer: self.peer.clone(),
-                });
-            }
+            self.readable().await?;
         }
     }
 
