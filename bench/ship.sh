@@ -11,27 +11,4 @@
 #   BENCH_ONLY=instarec_sync,native_sync,instarec_sync_s3 BENCH_REPEAT=3 bench/ship.sh 15
 # (BENCH_INSTAREC=/path/to/instarec measures another build.)
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "bench/ship.sh must run as root (it runs PostgreSQL as the postgres user)" >&2
-    exit 2
-fi
-
-if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
-    cargo build --release
-fi
-
-# ship.py kills everything it started on exit; this trap catches what it
-# could not (e.g. python itself killed): process groups it recorded.
-pgid_file=$(mktemp /tmp/instarec-bench-pgids.XXXXXX)
-cleanup() {
-    while read -r pgid; do
-        [[ -n "$pgid" ]] && kill -KILL -- "-$pgid" 2>/dev/null || true
-    done <"$pgid_file"
-    rm -f "$pgid_file"
-}
-trap cleanup EXIT
-
-BENCH_PGID_FILE="$pgid_file" python3 bench/ship.py "$@"
+exec "$(dirname "$0")/run_py.sh" ship "PostgreSQL as the postgres user" "$@"
