@@ -15,10 +15,10 @@ use instarec_mysql::MariadbGtidPos;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::instarec::{write_mysql_config, Shipper};
+use support::mariadb_writer::Writer;
 use support::MariaDb;
 
 /// A password that needs quoting in an option file.
@@ -82,54 +82,6 @@ fn schema(db: &MariaDb, big_rows: u32) {
     ));
 }
 
-/// Inserts in the background until stopped.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    rows: Arc<AtomicU32>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(db: &Arc<MariaDb>) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let rows = Arc::new(AtomicU32::new(0));
-        let (db, s, r) = (db.clone(), stop.clone(), rows.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                let i = r.load(Ordering::SeqCst);
-                if db
-                    .try_query(&format!(
-                        "INSERT INTO test.t VALUES ({i}, REPEAT('x', {}))",
-                        (i % 50) * 41
-                    ))
-                    .is_ok()
-                {
-                    r.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        Writer {
-            stop,
-            rows,
-            thread: Some(thread),
-        }
-    }
-
-    fn wait_rows(&self, n: u32) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.rows.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "writer stuck");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(mut self) -> u32 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-        self.rows.load(Ordering::SeqCst)
-    }
-}
-
 /// The backup's chunks, fetched (and checked) from the archive, in order.
 fn xbstream(archive: &Archive, record: &BackupRecord) -> Vec<u8> {
     assert_eq!(record.archives.len(), 1, "{record:?}");
@@ -176,7 +128,12 @@ fn backup_under_load_with_ship_running_unpacks_and_prepares_at_an_archived_gtid(
     let config = config_for(&db, dir.path(), "backup", "ALL PRIVILEGES");
 
     let shipper = Shipper::start(&config);
-    let writer = Writer::start(&db);
+    let writer = Writer::start(&db, |i| {
+        format!(
+            "INSERT INTO test.t VALUES ({i}, REPEAT('x', {}))",
+            (i % 50) * 41
+        )
+    });
     writer.wait_rows(50);
     let out = instarec(&config, &["backup", "--json", "--wal-timeout", "60s"]);
     assert!(
@@ -186,7 +143,7 @@ fn backup_under_load_with_ship_running_unpacks_and_prepares_at_an_archived_gtid(
         shipper.log()
     );
     let record: BackupRecord = serde_json::from_slice(&out.stdout).expect("a record on stdout");
-    writer.wait_rows(writer.rows.load(Ordering::SeqCst) + 20);
+    writer.wait_rows(writer.rows() + 20);
     let rows = writer.stop();
     assert!(rows > 70);
 

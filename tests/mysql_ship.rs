@@ -11,10 +11,10 @@ use instarec::engines::mysql::layout::{self, BinlogKey, IndexKey};
 use instarec_mysql::{EventHeader, EventType, MariadbGtidPos, EVENT_HEADER_LEN};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::instarec::{write_mysql_config, Shipper};
+use support::mariadb_writer::Writer;
 use support::MariaDb;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -159,56 +159,6 @@ fn walk_events(chunk: &[u8]) -> (u64, Vec<String>) {
     (n, gtids)
 }
 
-/// Inserts in the background until stopped; returns how many rows.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    rows: Arc<AtomicU32>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(db: &Arc<MariaDb>) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let rows = Arc::new(AtomicU32::new(0));
-        let (db, s, r) = (db.clone(), stop.clone(), rows.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                let i = r.load(Ordering::SeqCst);
-                // Multi-row transactions, so chunks hold several events each.
-                if db
-                    .try_query(&format!(
-                        "BEGIN; INSERT INTO test.t VALUES ({i}, REPEAT('x', {})); \
-                         INSERT INTO test.aria VALUES ({i}); COMMIT",
-                        (i % 50) * 41
-                    ))
-                    .is_ok()
-                {
-                    r.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        Writer {
-            stop,
-            rows,
-            thread: Some(thread),
-        }
-    }
-
-    fn wait_rows(&self, n: u32) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.rows.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "writer stuck");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(mut self) -> u32 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-        self.rows.load(Ordering::SeqCst)
-    }
-}
-
 fn schema(db: &MariaDb) {
     db.query(
         "CREATE DATABASE test; \
@@ -226,7 +176,14 @@ fn ships_the_binlog_byte_identical_through_rotation_kill9_and_a_primary_restart(
     let config = write_mysql_config(dir.path(), &url, &db.url(), "");
 
     let shipper = Shipper::start(&config);
-    let writer = Writer::start(&db);
+    let writer = Writer::start(&db, |i| {
+        // Multi-row transactions, so chunks hold several events each.
+        format!(
+            "BEGIN; INSERT INTO test.t VALUES ({i}, REPEAT('x', {})); \
+             INSERT INTO test.aria VALUES ({i}); COMMIT",
+            (i % 50) * 41
+        )
+    });
     writer.wait_rows(100);
     db.query("FLUSH BINARY LOGS");
     writer.wait_rows(200);

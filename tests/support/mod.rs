@@ -13,6 +13,7 @@ pub mod instarec;
 pub mod ledger;
 pub mod mariadb;
 pub mod mariadb_topology;
+pub mod mariadb_writer;
 pub mod moto;
 pub mod postgres;
 pub mod postgres_shm;
