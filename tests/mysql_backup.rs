@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::instarec::text;
+
 use support::instarec::run as instarec;
 
 use instarec::archive::{Archive, ArchiveSettings, ClusterTag};
@@ -14,7 +16,7 @@ use instarec::backup::{layout, BackupRecord};
 use instarec_mysql::MariadbGtidPos;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::instarec::{write_mysql_config, Shipper};
@@ -29,15 +31,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn archive_url(dir: &Path) -> String {

@@ -6,13 +6,15 @@
 
 mod support;
 
+use support::instarec::text;
+
 use support::instarec::run as instarec;
 
 use instarec::archive::{Archive, ArchiveSettings, ClusterTag};
 use instarec::backup::BackupRecord;
 use instarec::relay::BinlogArchive;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::instarec::{write_mysql_config, Shipper};
 use support::service_user::scratch_dir;
@@ -23,15 +25,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A primary shipping into a file:// archive, with one backup taken

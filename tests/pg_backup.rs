@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::instarec::text;
+
 use support::instarec::run as instarec;
 
 use instarec::archive::{Archive, ArchiveSettings, ClusterRecord, ClusterTag, Engine};
@@ -12,22 +14,12 @@ use instarec::backup::{layout, BackupRecord};
 use instarec_postgres::Lsn;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 use support::instarec::{write_pg_config, Shipper};
 use support::Postgres;
 
 fn write_config(dir: &Path, archive_url: &str, pg: &Postgres) -> PathBuf {
     write_pg_config(dir, archive_url, &pg.url(), "", "")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {

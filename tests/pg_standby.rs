@@ -6,10 +6,12 @@
 
 mod support;
 
+use support::instarec::text;
+
 use support::instarec::run as instarec;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::postgres::new_scratch_dir;
 use support::process::GroupChild;
@@ -67,15 +69,6 @@ fn setup() -> Setup {
         config,
         _shipper: shipper,
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn backup(s: &Setup) -> String {
