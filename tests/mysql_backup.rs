@@ -6,11 +6,13 @@
 
 mod support;
 
+use support::instarec::bound_archive;
+
 use support::instarec::text;
 
 use support::instarec::run as instarec;
 
-use instarec::archive::{Archive, ArchiveSettings, ClusterTag};
+use instarec::archive::{Archive, ArchiveSettings};
 use instarec::backup::mysql_take::{XbstreamManifest, XBSTREAM_ARCHIVE};
 use instarec::backup::{layout, BackupRecord};
 use instarec_mysql::MariadbGtidPos;
@@ -35,16 +37,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn archive_url(dir: &Path) -> String {
     format!("file://{}/archive", dir.display())
-}
-
-/// The archive, bound to the topology its cluster record names.
-fn bound_archive(url: &str) -> Archive {
-    let archive = Archive::open(&ArchiveSettings::new(url)).unwrap();
-    let cluster = runtime()
-        .block_on(archive.read_cluster())
-        .unwrap()
-        .expect("a cluster record");
-    archive.bind_cluster(ClusterTag::of(cluster.engine, &cluster.system_id))
 }
 
 /// A backup account with a password (from password_file) and the

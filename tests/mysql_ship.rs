@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::instarec::bound_archive;
+
 use instarec::archive::{Archive, ArchiveSettings, EpochClaim};
 use instarec::engines::mysql::index::ChunkIndex;
 use instarec::engines::mysql::layout::{self, BinlogKey, IndexKey};
@@ -26,16 +28,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn archive_url(dir: &Path) -> String {
     format!("file://{}/archive", dir.display())
-}
-
-/// The archive bound to its cluster, as a reader opens it.
-fn bound_archive(url: &str) -> Archive {
-    let archive = Archive::open(&ArchiveSettings::new(url)).unwrap();
-    let record = runtime()
-        .block_on(archive.read_cluster())
-        .unwrap()
-        .expect("a cluster record");
-    archive.bind_cluster(record.tag())
 }
 
 /// Every index with its chunk's bytes, in stream order.

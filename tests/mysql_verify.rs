@@ -6,7 +6,9 @@
 
 mod support;
 
-use instarec::archive::{Archive, ArchiveSettings};
+use support::instarec::bound_archive;
+
+use instarec::archive::Archive;
 use instarec::engines::mysql::epoch_chunks;
 use instarec::engines::mysql::index::ChunkIndex;
 use instarec::engines::mysql::layout;
@@ -21,15 +23,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn bound_archive(url: &str) -> Archive {
-    let archive = Archive::open(&ArchiveSettings::new(url)).unwrap();
-    let record = runtime()
-        .block_on(archive.read_cluster())
-        .unwrap()
-        .expect("a cluster record");
-    archive.bind_cluster(record.tag())
 }
 
 /// Every complete chunk's index of the newest epoch, in stream order.

@@ -143,3 +143,18 @@ pub fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The archive at `url` bound to the cluster its record names, as a reader
+/// opens it. Call from outside a tokio runtime.
+pub fn bound_archive(url: &str) -> instarec::archive::Archive {
+    use instarec::archive::{Archive, ArchiveSettings};
+    let archive = Archive::open(&ArchiveSettings::new(url)).unwrap();
+    let record = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(archive.read_cluster())
+        .unwrap()
+        .expect("a cluster record");
+    archive.bind_cluster(record.tag())
+}
