@@ -106,8 +106,19 @@ impl Cluster {
         c
     }
 
+    /// As `start`, with an asynchronous shipper that uploads at most every
+    /// `flush_interval` (e.g. "2s"): the primary's newest commits are often
+    /// only on the primary, so killing both loses them.
+    pub fn start_lagging(flush_interval: &str) -> Cluster {
+        Cluster::start_configured("synchronous = false", flush_interval)
+    }
+
     /// As `start`, with `extra_primary` added to the [primary] section.
     fn start_with(extra_primary: &str) -> Cluster {
+        Cluster::start_configured(extra_primary, "200ms")
+    }
+
+    fn start_configured(extra_primary: &str, flush_interval: &str) -> Cluster {
         let primary = MariaDb::start();
         primary.query(&format!(
             "CREATE DATABASE test; \
@@ -119,7 +130,13 @@ impl Cluster {
         let archive_url = format!("file://{}/archive", dir.path().display());
         let relay_port = free_port();
         let config = write_mysql_config(dir.path(), &archive_url, &primary.url(), extra_primary);
-        let base = std::fs::read_to_string(&config).unwrap();
+        let written = std::fs::read_to_string(&config).unwrap();
+        let default_flush = "flush_interval = \"200ms\"";
+        assert!(written.contains(default_flush), "{written}");
+        let base = written.replace(
+            default_flush,
+            &format!("flush_interval = \"{flush_interval}\""),
+        );
         let with_relay = format!(
             "{base}\n[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nuser = \"{RELAY_USER}\"\npassword = \"{RELAY_PASSWORD}\"\n"
         );
