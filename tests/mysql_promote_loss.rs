@@ -53,10 +53,9 @@ fn binlog_bytes_from(old: &MariaDb, first_lost: &MariadbGtid) -> Option<u64> {
         let name = file.split('\t').next().unwrap();
         let events = old.query(&format!("SHOW BINLOG EVENTS IN '{name}'"));
         let rows: Vec<Vec<&str>> = events.lines().map(|l| l.split('\t').collect()).collect();
-        let Some(start) = rows
-            .iter()
-            .find(|r| r[2] == "Gtid" && r[5].split_whitespace().any(|w| w == first_lost.to_string()))
-        else {
+        let Some(start) = rows.iter().find(|r| {
+            r[2] == "Gtid" && r[5].split_whitespace().any(|w| w == first_lost.to_string())
+        }) else {
             continue;
         };
         assert!(start[5].contains(&begin), "{start:?}");

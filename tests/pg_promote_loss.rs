@@ -125,8 +125,8 @@ fn wal_end_on_disk(data_dir: &Path, from: Lsn) -> Lsn {
         .find(|l| l.contains("error in WAL record at"))
         .unwrap_or_else(|| panic!("pg_waldump did not stop at an invalid record: {err}"));
     line.split(|c: char| c.is_whitespace() || c == ':')
-        .filter_map(|w| w.parse::<Lsn>().ok())
-        .last()
+        .rev()
+        .find_map(|w| w.parse::<Lsn>().ok())
         .unwrap_or_else(|| panic!("no end position in {line:?}"))
 }
 
