@@ -165,20 +165,28 @@ fn print_text(report: &status::StatusReport) {
         or_none(report.newest_backup.clone()),
         or_none(report.newest_backup_stop_time.map(|t| t.to_rfc3339()))
     );
-    let (primary_error, standby_error) = match &report.live {
+    let (primary_error, standby_error, standby_answered) = match &report.live {
         Some(status::Live::Postgres(live)) => {
             print_postgres_live(report, live);
-            (&live.primary_error, &live.standby_error)
+            (
+                &live.primary_error,
+                &live.standby_error,
+                live.standby_replay_position.is_some(),
+            )
         }
         Some(status::Live::Mysql(live)) => {
             print_mysql_live(report, live);
-            (&live.primary_error, &live.standby_error)
+            (
+                &live.primary_error,
+                &live.standby_error,
+                live.standby_replay_position.is_some(),
+            )
         }
         None => return,
     };
     println!(
         "promote now    {}",
-        promote_estimate(report, primary_error, standby_error)
+        promote_estimate(report, primary_error, standby_error, standby_answered)
     );
 }
 
@@ -187,6 +195,7 @@ fn promote_estimate(
     report: &status::StatusReport,
     primary_error: &Option<String>,
     standby_error: &Option<String>,
+    standby_answered: bool,
 ) -> String {
     let lost = match (
         report.estimated_rpo_transactions,
@@ -209,7 +218,10 @@ fn promote_estimate(
     let takes = match (report.estimated_rto_seconds, standby_error) {
         (Some(s), _) => format!("take ~{s:.1} s"),
         (None, Some(_)) => "duration unknown: the standby is unreachable (above)".into(),
-        (None, None) => "duration unknown: the standby's replay was not measured".into(),
+        (None, None) if standby_answered => {
+            "duration unknown: the archive's end is not known".into()
+        }
+        (None, None) => "duration unknown: no standby to ask ([standby] url)".into(),
     };
     format!("{lost}, {takes}")
 }
