@@ -15,6 +15,7 @@ use crate::ship::position_record::{self, PositionRecord};
 use chrono::{DateTime, Utc};
 use instarec_postgres::Lsn;
 use serde::Serialize;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -60,6 +61,10 @@ pub struct StatusReport {
     pub estimated_rpo_seconds: Option<f64>,
     /// Promote overhead plus replaying the standby's lag.
     pub estimated_rto_seconds: Option<f64>,
+    /// What did not answer within `status --timeout` (the archive, the
+    /// servers); null when everything answered. Keys above that depend on
+    /// it are null.
+    pub timed_out: Option<String>,
     /// MySQL: the archive's newest chunk, for comparing with the live servers.
     #[serde(skip)]
     pub archive_end_chunk: Option<ChunkIndex>,
@@ -96,18 +101,91 @@ const MYSQL_PROMOTE_OVERHEAD_SECONDS: f64 = 2.0;
 /// transactions and a busier host.
 const MYSQL_APPLY_TRANSACTIONS_PER_SECOND: f64 = 2_000.0;
 
-/// Adds what the live servers say to an archive-only report.
-pub async fn with_live(report: StatusReport, config: &Config) -> StatusReport {
+/// The longest one server is waited for, even with a longer deadline.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The whole report within `timeout`: the archive, then (with `live`) the
+/// servers with what is left of it. What did not answer in time is named in
+/// `timed_out`; a monitoring check gets an answer in bounded time even when
+/// the object store hangs (its own retries can take minutes).
+pub async fn gather_within(
+    archive: &Archive,
+    config: &Config,
+    live: bool,
+    timeout: Duration,
+) -> Result<StatusReport, ArchiveError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // The servers get their share of the deadline even when the archive
+    // takes all of its own: the primary can still say how far behind it is.
+    let probe_timeout = if live {
+        (timeout / 2).min(PROBE_TIMEOUT)
+    } else {
+        Duration::ZERO
+    };
+    let archive_deadline = deadline - probe_timeout;
+    let report = match tokio::time::timeout_at(archive_deadline, gather(archive)).await {
+        Ok(report) => report?,
+        Err(_) => {
+            let mut report = StatusReport::empty(archive.url().to_string());
+            report.timed_out = Some(format!(
+                "the archive {} did not answer within {:?} (--timeout {timeout:?})",
+                archive.url(),
+                timeout - probe_timeout
+            ));
+            // The engine as configured: the cluster record did not answer.
+            report.engine = config.primary.as_ref().map(|p| p.engine.to_string());
+            report
+        }
+    };
+    if !live {
+        return Ok(report);
+    }
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let probe_timeout = left.min(PROBE_TIMEOUT);
+    // The probes keep to probe_timeout themselves; this bounds what they
+    // cannot (a server that accepts and then stalls mid-handshake).
+    let fallback = report.clone();
+    match tokio::time::timeout_at(deadline, with_live(report, config, probe_timeout)).await {
+        Ok(report) => Ok(report),
+        Err(_) => {
+            let mut report = fallback;
+            let what =
+                format!("the primary and standby did not answer within {timeout:?} (--timeout)");
+            report.timed_out = Some(match report.timed_out.take() {
+                Some(archive) => format!("{archive}; {what}"),
+                None => what,
+            });
+            Ok(report)
+        }
+    }
+}
+
+/// Adds what the live servers say to an archive-only report, waiting for
+/// each server at most `timeout`.
+pub async fn with_live(report: StatusReport, config: &Config, timeout: Duration) -> StatusReport {
     match report.engine.as_deref() {
-        Some("postgres") => with_live_postgres(report, config).await,
-        Some("mysql") => with_live_mysql(report, config).await,
+        Some("postgres") => with_live_postgres(report, config, timeout).await,
+        Some("mysql") => with_live_mysql(report, config, timeout).await,
         _ => report,
     }
 }
 
-async fn with_live_postgres(mut report: StatusReport, config: &Config) -> StatusReport {
-    let live = pg_live::probe(config).await;
-    let end: Option<Lsn> = report.archive_end.as_deref().and_then(|e| e.parse().ok());
+async fn with_live_postgres(
+    mut report: StatusReport,
+    config: &Config,
+    timeout: Duration,
+) -> StatusReport {
+    let live = pg_live::probe(config, timeout).await;
+    // Without the archive's own answer, what the shipper confirmed to the
+    // primary: it confirms only what is durable.
+    let end: Option<Lsn> = report
+        .archive_end
+        .as_deref()
+        .or(live
+            .shipper_confirmed_position
+            .as_deref()
+            .filter(|_| report.timed_out.is_some()))
+        .and_then(|e| e.parse().ok());
     let primary: Option<Lsn> = live
         .primary_position
         .as_deref()
@@ -146,8 +224,12 @@ async fn with_live_postgres(mut report: StatusReport, config: &Config) -> Status
     report
 }
 
-async fn with_live_mysql(mut report: StatusReport, config: &Config) -> StatusReport {
-    let probe = mysql_live::probe(config).await;
+async fn with_live_mysql(
+    mut report: StatusReport,
+    config: &Config,
+    timeout: Duration,
+) -> StatusReport {
+    let probe = mysql_live::probe(config, timeout).await;
     let end = report.archive_end_chunk.as_ref();
     let mut live = mysql_live::LiveStatus::default();
     // Semi-sync: a commit is acknowledged only once the shipper has it
@@ -277,6 +359,43 @@ pub async fn gather(archive: &Archive) -> Result<StatusReport, ArchiveError> {
         estimated_rpo_transactions: None,
         estimated_rpo_seconds: None,
         estimated_rto_seconds: None,
+        timed_out: None,
         archive_end_chunk: chunk,
     })
+}
+
+impl StatusReport {
+    /// A report that knows only which archive it is about.
+    fn empty(archive: String) -> Self {
+        StatusReport {
+            archive,
+            engine: None,
+            system_id: None,
+            epoch: None,
+            epoch_primary: None,
+            epoch_holder: None,
+            epoch_claimed_at: None,
+            archive_end: None,
+            archive_end_binlog: None,
+            archive_end_time: None,
+            timeline: None,
+            last_primary_position: None,
+            last_known_lag_bytes: None,
+            last_known_lag_transactions: None,
+            backups: 0,
+            newest_backup: None,
+            newest_backup_stop_time: None,
+            live: None,
+            archive_lag_bytes: None,
+            archive_lag_transactions: None,
+            standby_lag_bytes: None,
+            standby_lag_transactions: None,
+            estimated_rpo_bytes: None,
+            estimated_rpo_transactions: None,
+            estimated_rpo_seconds: None,
+            estimated_rto_seconds: None,
+            timed_out: None,
+            archive_end_chunk: None,
+        }
+    }
 }

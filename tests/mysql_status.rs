@@ -224,9 +224,25 @@ fn status_follows_a_mariadb_primary_its_archive_and_standby_in_gtids() {
         "{v:#}"
     );
 
-    // The primary dies: reported, not fatal, unless a threshold asks.
+    // The primary dies: reported, with exit 6 (what a promote would lose is
+    // unknown), and said in words on the promote line.
     primary.kill9();
-    let v = status_json(&config, &[]);
+    let out = run(&config, &["status", "--json"]);
+    assert_eq!(code(&out), Some(6), "{}", text(&out));
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let shown = run(&config, &["status"]);
+    assert_eq!(code(&shown), Some(6), "{}", text(&shown));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("loss unknown: the primary is unreachable"),
+        "{}",
+        text(&shown)
+    );
+    assert!(
+        String::from_utf8_lossy(&shown.stderr).contains("could not reach the primary"),
+        "{}",
+        text(&shown)
+    );
     assert!(v["live"]["primary_error"].is_string(), "{v:#}");
     assert_eq!(v["live"]["primary_position"], Value::Null, "{v:#}");
     assert_eq!(v["archive_lag_transactions"], Value::Null, "{v:#}");

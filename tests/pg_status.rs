@@ -100,6 +100,34 @@ fn status_reports_owner_epoch_and_archive_end_of_a_shipping_cluster() {
         "{}",
         String::from_utf8_lossy(&unknown.stdout)
     );
+    // Without a threshold too: a server it was asked about is down, so
+    // what a promote would lose is unknown, said in words, with exit 6; the
+    // refusal reads as `backup` words it, with what to check.
+    let down = support::instarec::run(&config, &["status"]);
+    let shown = support::instarec::text(&down);
+    assert_eq!(down.status.code(), Some(6), "{shown}");
+    let addr = format!("127.0.0.1:{}", pg.port());
+    assert!(
+        shown.contains(&format!(
+            "primary        unreachable: could not connect to PostgreSQL at {addr}: Connection refused"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("check that the server is running"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("promote now    loss unknown: the primary is unreachable (above)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("~-"), "no dashes for numbers: {shown}");
+    assert!(
+        shown.contains(&format!(
+            "error: could not reach the primary (could not connect to PostgreSQL at {addr}"
+        )),
+        "{shown}"
+    );
 }
 
 fn status_json(config: &std::path::Path) -> serde_json::Value {

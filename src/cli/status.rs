@@ -25,21 +25,49 @@ pub struct Args {
     /// the primary's transactions
     #[arg(long, value_name = "N")]
     pub max_lag_transactions: Option<u64>,
+    /// Answer within this (e.g. "5s"): what the archive or a server has not
+    /// answered by then is reported as unknown, with exit 6
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
     let archive = ctx.open_archive(&config)?;
-    let mut report = status::gather(&archive).await?;
-    if !args.archive_only {
-        report = status::with_live(report, &config).await;
-    }
+    let report = status::gather_within(&archive, &config, !args.archive_only, args.timeout).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report);
     }
-    check_thresholds(&report, &args)
+    if let Some(what) = &report.timed_out {
+        return Err(lag_error(format!(
+            "status is incomplete: {what}; the lag cannot be measured (raise --timeout, or check the store)"
+        )));
+    }
+    check_thresholds(&report, &args)?;
+    check_reached(&report)
+}
+
+/// Exit 6 as well when a server the config asks about could not be reached:
+/// what a promote would lose or take is then unknown.
+fn check_reached(report: &status::StatusReport) -> anyhow::Result<()> {
+    let (primary, standby) = match &report.live {
+        Some(status::Live::Postgres(l)) => (&l.primary_error, &l.standby_error),
+        Some(status::Live::Mysql(l)) => (&l.primary_error, &l.standby_error),
+        None => return Ok(()),
+    };
+    let unreached: Vec<String> = [("primary", primary), ("standby", standby)]
+        .into_iter()
+        .filter_map(|(what, e)| e.as_ref().map(|e| format!("the {what} ({e})")))
+        .collect();
+    if unreached.is_empty() {
+        return Ok(());
+    }
+    Err(lag_error(format!(
+        "could not reach {}; start it or fix its url, or use --archive-only to read the archive alone",
+        unreached.join(" and ")
+    )))
 }
 
 /// Monitoring hook: exit 6 when the lag is over a threshold, or unknown.
@@ -88,6 +116,9 @@ fn lag_error(message: String) -> anyhow::Error {
 
 fn print_text(report: &status::StatusReport) {
     println!("archive        {}", report.archive);
+    if let Some(what) = &report.timed_out {
+        println!("timed out      {what}");
+    }
     println!(
         "cluster        {} {}",
         or_none(report.engine.clone()),
@@ -134,23 +165,65 @@ fn print_text(report: &status::StatusReport) {
         or_none(report.newest_backup.clone()),
         or_none(report.newest_backup_stop_time.map(|t| t.to_rfc3339()))
     );
-    match &report.live {
-        Some(status::Live::Postgres(live)) => print_postgres_live(report, live),
-        Some(status::Live::Mysql(live)) => print_mysql_live(report, live),
+    let (primary_error, standby_error, standby_answered) = match &report.live {
+        Some(status::Live::Postgres(live)) => {
+            print_postgres_live(report, live);
+            (
+                &live.primary_error,
+                &live.standby_error,
+                live.standby_replay_position.is_some(),
+            )
+        }
+        Some(status::Live::Mysql(live)) => {
+            print_mysql_live(report, live);
+            (
+                &live.primary_error,
+                &live.standby_error,
+                live.standby_replay_position.is_some(),
+            )
+        }
         None => return,
-    }
-    let lost = match report.estimated_rpo_transactions {
-        Some(n) => format!("{n} transactions"),
-        None => format!(
-            "~{} bytes",
-            or_none(report.estimated_rpo_bytes.map(|b| b.to_string()))
-        ),
     };
     println!(
-        "promote now    would lose {lost} / {} s, take ~{} s",
-        or_none(report.estimated_rpo_seconds.map(|s| format!("{s:.3}"))),
-        or_none(report.estimated_rto_seconds.map(|s| format!("{s:.1}")))
+        "promote now    {}",
+        promote_estimate(report, primary_error, standby_error, standby_answered)
     );
+}
+
+/// What a promote would lose and take, or in words why that is unknown.
+fn promote_estimate(
+    report: &status::StatusReport,
+    primary_error: &Option<String>,
+    standby_error: &Option<String>,
+    standby_answered: bool,
+) -> String {
+    let lost = match (
+        report.estimated_rpo_transactions,
+        report.estimated_rpo_bytes,
+        report.estimated_rpo_seconds,
+    ) {
+        (Some(n), _, Some(s)) => format!("would lose {n} transactions / {s:.3} s"),
+        (Some(n), _, None) => format!("would lose {n} transactions"),
+        (None, Some(b), Some(s)) => format!("would lose ~{b} bytes / {s:.3} s"),
+        (None, Some(b), None) => format!("would lose ~{b} bytes"),
+        (None, None, _) => format!(
+            "loss unknown: {}",
+            match (primary_error, &report.archive_end) {
+                (Some(_), _) => "the primary is unreachable (above)",
+                (None, None) => "the archive holds no log yet",
+                (None, Some(_)) => "the primary's position was not measured",
+            }
+        ),
+    };
+    let takes = match (report.estimated_rto_seconds, standby_error) {
+        (Some(s), _) => format!("take ~{s:.1} s"),
+        (None, Some(_)) => "duration unknown: the standby is unreachable (above)".into(),
+        (None, None) if standby_answered => {
+            "duration unknown: the archive's end is not known".into()
+        }
+        (None, None) => "duration unknown: no standby to ask ([standby] url)".into(),
+    };
+    format!("{lost}, {takes}")
 }
 
 fn or_none(v: Option<String>) -> String {

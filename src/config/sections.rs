@@ -36,6 +36,9 @@ pub struct ArchiveSection {
     pub encryption_key_file: Option<PathBuf>,
     /// The key itself as hex or base64; meant for INSTAREC_ARCHIVE_ENCRYPTION_KEY.
     pub encryption_key: Option<Secret>,
+    /// An upload not durable after this is logged as a WARN naming the key
+    /// and counted in instarec_ship_upload_stalls_total; default "5s".
+    pub stall_warning: HumanDuration,
     pub s3: S3Section,
 }
 
@@ -47,6 +50,7 @@ impl Default for ArchiveSection {
             zstd_level: 3,
             encryption_key_file: None,
             encryption_key: None,
+            stall_warning: HumanDuration(Duration::from_secs(5)),
             s3: S3Section::default(),
         }
     }

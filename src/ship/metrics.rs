@@ -19,6 +19,7 @@ pub struct ShipMetrics {
     pub uploaded_objects: Counter,
     pub upload_seconds: Histogram,
     pub errors: Counter,
+    pub upload_stalls: Counter,
     pub durable_position: Gauge,
     registry: Registry,
 }
@@ -34,15 +35,16 @@ impl ShipMetrics {
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ]);
         let errors = Counter::default();
+        let upload_stalls = Counter::default();
         let durable_position = Gauge::default();
         registry.register(
             "archive_lag_bytes",
-            "Log bytes the primary has that the archive does not yet hold durably",
+            "Size of the log not yet durable in the archive: the primary's end of log as last seen minus the durable position",
             lag_bytes.clone(),
         );
         registry.register(
             "archive_lag_seconds",
-            "Age of the oldest log byte not yet durable in the archive",
+            "Age of the oldest log not yet durable in the archive, since the shipper received it; 0 when everything received is durable",
             lag_seconds.clone(),
         );
         registry.register(
@@ -66,6 +68,11 @@ impl ShipMetrics {
             errors.clone(),
         );
         registry.register(
+            "upload_stalls",
+            "Uploads still not durable after [archive] stall_warning",
+            upload_stalls.clone(),
+        );
+        registry.register(
             "durable_position",
             "Last durable position in the archive (PostgreSQL: LSN as an integer)",
             durable_position.clone(),
@@ -77,6 +84,7 @@ impl ShipMetrics {
             uploaded_objects,
             upload_seconds,
             errors,
+            upload_stalls,
             durable_position,
             registry,
         })

@@ -44,11 +44,12 @@ pub async fn ship_into(
             }
         });
     }
-    let options = PipelineOptions::new(
+    let mut options = PipelineOptions::new(
         primary.flush_interval.0,
         primary.flush_bytes.0,
         primary.synchronous,
     );
+    options.stall_warning = config.archive.stall_warning.0;
     let mut redirect: Option<String> = None;
     loop {
         let result = ship_once(

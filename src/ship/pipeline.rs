@@ -38,6 +38,9 @@ pub struct PipelineOptions {
     /// for that one, at the price of smaller cuts: more objects, requests and
     /// CPU per commit.
     pub max_uploads_in_flight: usize,
+    /// An upload slower than this is logged (WARN, once per cut) and
+    /// counted in `instarec_ship_upload_stalls_total` ([archive] stall_warning).
+    pub stall_warning: Duration,
 }
 
 impl PipelineOptions {
@@ -51,6 +54,7 @@ impl PipelineOptions {
             max_buffered_bytes: 32 * 1024 * 1024,
             status_interval: Duration::from_secs(10),
             max_uploads_in_flight: DEFAULT_UPLOADS_IN_FLIGHT,
+            stall_warning: Duration::from_secs(5),
         }
     }
 }
@@ -79,6 +83,8 @@ type Uploads<P> = InOrder<anyhow::Result<(Cut<P>, Duration)>>;
 struct Uploader {
     archive: Archive,
     epoch: Epoch,
+    metrics: Arc<ShipMetrics>,
+    stall_warning: Duration,
     /// Passed on by the last cut started; the next one announces after it.
     last_turn: Option<oneshot::Receiver<()>>,
 }
@@ -86,7 +92,9 @@ struct Uploader {
 struct State<P> {
     durable: P,
     primary: Option<P>,
-    pending_since: Option<Instant>,
+    /// When the oldest byte of each cut in flight arrived, in cut order:
+    /// with `uncut_since`, what the archive's lag in seconds is measured from.
+    in_flight_since: std::collections::VecDeque<Instant>,
     last_status: Instant,
     last_position_write: Instant,
     recorded_primary: Option<P>,
@@ -108,7 +116,7 @@ pub async fn run<S: LogSource>(
     let mut st = State {
         durable: source.durable(),
         primary: None,
-        pending_since: None,
+        in_flight_since: Default::default(),
         last_status: now,
         last_position_write: now,
         recorded_primary: None,
@@ -119,6 +127,8 @@ pub async fn run<S: LogSource>(
     let mut uploader = Uploader {
         archive: archive.clone(),
         epoch,
+        metrics: Arc::clone(&metrics),
+        stall_warning: options.stall_warning,
         last_turn: None,
     };
     let deleter = SupersededDeleter::start(archive.clone(), Arc::clone(&metrics));
@@ -151,14 +161,12 @@ pub async fn run<S: LogSource>(
                 let (cut, took) = done.context("upload task panicked")??;
                 finish_cut(&mut source, &deleter, &metrics, &mut st, cut, took).await?;
                 if options.synchronous && source.buffered_bytes() > 0 {
-                    start_upload(&mut source, &mut uploader, &mut uploads);
-                    uncut_since = None;
+                    start_upload(&mut source, &mut uploader, &mut uploads, &mut st, &mut uncut_since);
                 }
             }
             event = source.recv(), if can_read => {
                 match event? {
                     SourceEvent::Received { primary } => {
-                        st.pending_since.get_or_insert_with(Instant::now);
                         uncut_since.get_or_insert_with(Instant::now);
                         if primary.is_some() {
                             st.primary = primary;
@@ -166,8 +174,7 @@ pub async fn run<S: LogSource>(
                         // Synchronous: the primary is waiting for these bytes.
                         let due = options.synchronous || source.buffered_bytes() >= options.flush_bytes;
                         if due && uploads.len() < max_in_flight {
-                            start_upload(&mut source, &mut uploader, &mut uploads);
-                            uncut_since = None;
+                            start_upload(&mut source, &mut uploader, &mut uploads, &mut st, &mut uncut_since);
                         }
                     }
                     SourceEvent::PrimaryAt { position, reply_requested } => {
@@ -180,8 +187,7 @@ pub async fn run<S: LogSource>(
                 }
             }
             _ = async { tokio::time::sleep_until(flush_at.expect("guarded")).await }, if flush_at.is_some() => {
-                start_upload(&mut source, &mut uploader, &mut uploads);
-                uncut_since = None;
+                start_upload(&mut source, &mut uploader, &mut uploads, &mut st, &mut uncut_since);
             }
             _ = ticker.tick() => {
                 if st.last_status.elapsed() >= options.status_interval {
@@ -191,11 +197,17 @@ pub async fn run<S: LogSource>(
                 record_primary_position::<S>(&watch, epoch, &options, &mut st);
             }
         }
-        update_lag(&source, &metrics, &st);
+        update_lag(&source, &metrics, &st, uncut_since);
     }
 
     // Shutdown: whatever was received goes to the archive before we exit.
-    start_upload(&mut source, &mut uploader, &mut uploads);
+    start_upload(
+        &mut source,
+        &mut uploader,
+        &mut uploads,
+        &mut st,
+        &mut uncut_since,
+    );
     while let Some(done) = uploads.next_done().await {
         let (cut, took) = done.context("upload task panicked")??;
         finish_cut(&mut source, &deleter, &metrics, &mut st, cut, took).await?;
@@ -212,32 +224,85 @@ pub async fn run<S: LogSource>(
 
 /// Cuts the buffer and starts a task that checks the fence and uploads the
 /// cut's objects concurrently. Does nothing when there was nothing to cut.
+/// The cut takes the arrival time of its oldest byte (`uncut_since`) along.
 fn start_upload<S: LogSource>(
     source: &mut S,
     uploader: &mut Uploader,
     uploads: &mut Uploads<S::Position>,
+    st: &mut State<S::Position>,
+    uncut_since: &mut Option<Instant>,
 ) {
     let Some(cut) = source.cut() else {
         return;
     };
+    st.in_flight_since
+        .push_back(uncut_since.take().unwrap_or_else(Instant::now));
     let bytes = cut.payload_bytes();
     let (mut turn, next) = AnnounceTurn::after(uploader.last_turn.take());
     uploader.last_turn = Some(next);
     let (archive, epoch) = (uploader.archive.clone(), uploader.epoch);
+    let (metrics, stall_warning) = (Arc::clone(&uploader.metrics), uploader.stall_warning);
     let task = tokio::spawn(async move {
         let started = Instant::now();
-        // Invariant 4: a fenced writer must not write. Checked before every
-        // cut's first write; the HEAD may overlap an earlier cut's PUTs, but
-        // it completes before any PUT of this cut starts.
-        archive.ensure_current_epoch(epoch).await?;
-        put_all(&archive, &cut.objects).await?;
-        // A reader that finds an announcement finds what every earlier one names.
-        turn.wait().await?;
-        put_all(&archive, &cut.announcements).await?;
-        turn.pass();
+        let upload = async {
+            // Invariant 4: a fenced writer must not write. Checked before every
+            // cut's first write; the HEAD may overlap an earlier cut's PUTs, but
+            // it completes before any PUT of this cut starts.
+            archive.ensure_current_epoch(epoch).await?;
+            put_all(&archive, &cut.objects).await?;
+            // A reader that finds an announcement finds what every earlier one names.
+            turn.wait().await?;
+            put_all(&archive, &cut.announcements).await?;
+            turn.pass();
+            anyhow::Ok(())
+        };
+        stall_watched(upload, &cut, stall_warning, &metrics).await?;
         Ok((cut, started.elapsed()))
     });
     uploads.push(task, bytes);
+}
+
+/// Runs a cut's upload; one slower than `threshold` is logged once, when it
+/// crosses it (naming the cut's first key), counted, and logged again when it
+/// ends. A hanging store otherwise only shows as a growing lag: its client
+/// retries quietly for minutes.
+async fn stall_watched<P>(
+    upload: impl std::future::Future<Output = anyhow::Result<()>>,
+    cut: &Cut<P>,
+    threshold: Duration,
+    metrics: &ShipMetrics,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    tokio::pin!(upload);
+    tokio::select! {
+        done = &mut upload => return done,
+        _ = tokio::time::sleep(threshold) => {}
+    }
+    metrics.upload_stalls.inc();
+    let key = cut
+        .all_objects()
+        .next()
+        .map(|(k, _)| k.as_str())
+        .unwrap_or("-");
+    let objects = cut.all_objects().count();
+    tracing::warn!(
+        key,
+        objects,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "archive upload of {key} (and {} more) still not durable after {:.1} s ([archive] stall_warning = {}); the store is slow or unreachable",
+        objects.saturating_sub(1),
+        started.elapsed().as_secs_f64(),
+        humantime::format_duration(threshold)
+    );
+    let done = upload.await;
+    tracing::warn!(
+        key,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        ok = done.is_ok(),
+        "stalled archive upload of {key} ended after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    done
 }
 
 /// Writes `objects` concurrently; returns once every one is durable.
@@ -268,9 +333,7 @@ async fn finish_cut<S: LogSource>(
     st.uploaded_objects += objects;
     st.uploaded_bytes += cut.payload_bytes();
     st.durable = cut.upto.clone();
-    if source.buffered_bytes() == 0 {
-        st.pending_since = None;
-    }
+    st.in_flight_since.pop_front();
     if let Some(g) = source.position_gauge(&st.durable) {
         metrics.durable_position.set(g);
     }
@@ -306,15 +369,22 @@ fn record_primary_position<S: LogSource>(
     st.recorded_primary = Some(primary);
 }
 
-fn update_lag<S: LogSource>(source: &S, metrics: &ShipMetrics, st: &State<S::Position>) {
+/// The archive's lag: the size and the age of the oldest log not yet
+/// durable in the archive. Age: since the shipper received its oldest byte
+/// (the oldest cut in flight, else the oldest byte not yet cut); 0 when
+/// everything received is durable.
+fn update_lag<S: LogSource>(
+    source: &S,
+    metrics: &ShipMetrics,
+    st: &State<S::Position>,
+    uncut_since: Option<Instant>,
+) {
     if let Some(primary) = &st.primary {
         if let Some(bytes) = source.lag_bytes(primary, &st.durable) {
             metrics.lag_bytes.set(bytes as i64);
         }
     }
-    let secs = st
-        .pending_since
-        .map(|t| t.elapsed().as_secs_f64())
-        .unwrap_or(0.0);
+    let oldest = st.in_flight_since.front().copied().or(uncut_since);
+    let secs = oldest.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
     metrics.lag_seconds.set(secs);
 }

@@ -86,6 +86,13 @@ impl Moto {
         self.process.pid()
     }
 
+    /// SIGSTOPs moto (its whole process group) until the guard is dropped,
+    /// also on panic: a store that accepts connections and never answers.
+    pub fn pause(&self) -> Paused<'_> {
+        self.process.signal_group(libc::SIGSTOP);
+        Paused { moto: self }
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.scratch.path().join("moto.log"), lines)
     }
@@ -137,6 +144,17 @@ impl Moto {
                 resp.body_text()
             );
         }
+    }
+}
+
+/// A stopped moto; SIGCONT on drop.
+pub struct Paused<'a> {
+    moto: &'a Moto,
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.moto.process.signal_group(libc::SIGCONT);
     }
 }
 

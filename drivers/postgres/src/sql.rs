@@ -65,6 +65,15 @@ where
 }
 
 fn sql_error(cfg: &ConnConfig, e: tokio_postgres::Error) -> PgError {
+    // Refused, unreachable, reset: the same message (and hint) as a
+    // replication connection gives for the same failure.
+    let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    if let Some(io) = io {
+        return PgError::Connect {
+            addr: cfg.addr(),
+            source: std::io::Error::new(io.kind(), io.to_string()),
+        };
+    }
     if let Some(db) = e.as_db_error() {
         if db.code().code().starts_with("28") {
             return PgError::Auth {

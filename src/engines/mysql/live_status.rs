@@ -19,8 +19,6 @@ use mysql_async::{Conn, Opts, Row};
 use serde::Serialize;
 use std::time::Duration;
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// What the JSON report shows under "live" for engine = "mysql": the keys
 /// PostgreSQL has, in GTID notation, plus the primary's file:pos.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,22 +68,24 @@ pub struct Probe {
     pub standby: Option<Result<StandbySeen, String>>,
 }
 
-/// Asks the configured primary and standby, each within a few seconds.
-pub async fn probe(config: &Config) -> Probe {
+/// Asks the configured primary and standby, each within `timeout`.
+pub async fn probe(config: &Config, timeout: Duration) -> Probe {
     let primary = async {
         let p = config.primary.as_ref()?;
         let opts = mysql_source(p)
             .map_err(|e| format!("{e:#}"))
             .and_then(|s| opts(&s.url, "[primary] url"));
         Some(match opts {
-            Ok(o) => within_timeout(addr(&o), query_primary(o, p.replica_server_id())).await,
+            Ok(o) => {
+                within_timeout(timeout, addr(&o), query_primary(o, p.replica_server_id())).await
+            }
             Err(e) => Err(e),
         })
     };
     let standby = async {
         let url = config.standby.as_ref()?.url.as_ref()?;
         Some(match opts(url.expose(), "[standby] url") {
-            Ok(o) => within_timeout(addr(&o), query_standby(o)).await,
+            Ok(o) => within_timeout(timeout, addr(&o), query_standby(o)).await,
             Err(e) => Err(e),
         })
     };
@@ -105,17 +105,29 @@ fn addr(opts: &Opts) -> String {
 }
 
 async fn within_timeout<T>(
+    timeout: Duration,
     addr: String,
     f: impl std::future::Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
-    tokio::time::timeout(PROBE_TIMEOUT, f)
+    tokio::time::timeout(timeout, f)
         .await
-        .map_err(|_| format!("no answer from {addr} within {PROBE_TIMEOUT:?}"))?
+        .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
 }
 
+/// Connects, or says why not: a refused or unreachable server in the
+/// driver's words for it, with what to check.
 async fn connect(opts: Opts) -> Result<(Conn, ServerFlavor), String> {
     let addr = addr(&opts);
-    let mut conn = Conn::new(opts).await.map_err(|e| format!("{addr}: {e}"))?;
+    let mut conn = Conn::new(opts).await.map_err(|e| match e {
+        mysql_async::Error::Io(mysql_async::IoError::Io(source)) => {
+            instarec_mysql::MysqlError::Connect {
+                addr: addr.clone(),
+                source,
+            }
+            .to_string()
+        }
+        other => format!("{addr}: {other}"),
+    })?;
     let version: Option<String> = conn
         .query_first("SELECT VERSION()")
         .await
