@@ -56,16 +56,19 @@ impl ConfigSources {
     }
 
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let mut table = self.read_file()?;
-        for (path, value) in self.env_overrides()? {
+        let file = self.read_file()?;
+        let mut table = file.clone();
+        let env = self.env_overrides()?;
+        for (_, path, value) in &env {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            set_dotted(&mut table, &path, value);
+            set_dotted(&mut table, &path, value.clone());
         }
         for (key, value) in &self.flags {
             let path: Vec<&str> = key.split('.').collect();
             set_dotted(&mut table, &path, value.clone());
         }
         Config::deserialize_table(table, &self.origin())
+            .map_err(|e| blame_env_for_unknown_key(e, &file, &env))
     }
 
     fn read_file(&self) -> Result<Table, ConfigError> {
@@ -85,7 +88,7 @@ impl ConfigSources {
     }
 
     /// Maps each INSTAREC_ variable to a dotted key path and its value.
-    fn env_overrides(&self) -> Result<Vec<(Vec<String>, Value)>, ConfigError> {
+    fn env_overrides(&self) -> Result<Vec<EnvOverride>, ConfigError> {
         let mut out = Vec::new();
         let mut vars: Vec<&(String, String)> = self
             .env
@@ -105,10 +108,55 @@ impl ConfigSources {
             let key = &lower[prefix.len()..];
             let mut path: Vec<String> = section.iter().map(|s| s.to_string()).collect();
             path.push(key.to_string());
-            out.push((path, env_value(raw)));
+            out.push((var.clone(), path, env_value(raw)));
         }
         Ok(out)
     }
+}
+
+/// A variable's name, the key path it sets, and its value.
+type EnvOverride = (String, Vec<String>, Value);
+
+/// An unknown key that an INSTAREC_ variable set (and the file does not
+/// hold) is that variable's fault: name it, not the file.
+fn blame_env_for_unknown_key(err: ConfigError, file: &Table, env: &[EnvOverride]) -> ConfigError {
+    let ConfigError::Invalid { message, .. } = &err else {
+        return err;
+    };
+    let Some(key) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.split("unknown field `").nth(1))
+        .and_then(|rest| rest.split('`').next())
+    else {
+        return err;
+    };
+    let culprit = env
+        .iter()
+        .find(|(_, path, _)| path.last().map(String::as_str) == Some(key) && !holds(file, path));
+    match culprit {
+        Some((var, path, _)) => {
+            let (_, section) = path.split_last().expect("env paths have a key");
+            ConfigError::UnknownEnvKey {
+                var: var.clone(),
+                section: section.join("."),
+                key: key.to_string(),
+                message: message.clone(),
+            }
+        }
+        None => err,
+    }
+}
+
+fn holds(table: &Table, path: &[String]) -> bool {
+    let mut cur = table;
+    for (i, part) in path.iter().enumerate() {
+        match cur.get(part) {
+            Some(Value::Table(t)) if i + 1 < path.len() => cur = t,
+            Some(_) if i + 1 == path.len() => return true,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Environment values are strings, except literal booleans and integers,
@@ -171,16 +219,26 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn sources(file_text: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> ConfigSources {
-        let dir = std::env::temp_dir().join(format!(
-            "instarec-config-test-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("instarec.toml");
+    /// Sources with `file_text` as the file, in a temp dir removed on drop.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        sources: ConfigSources,
+    }
+
+    impl Fixture {
+        fn resolve(&self) -> Result<Config, ConfigError> {
+            self.sources.resolve()
+        }
+    }
+
+    fn sources(file_text: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("instarec-config-test-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("instarec.toml");
         std::fs::write(&path, file_text).unwrap();
-        ConfigSources {
+        let sources = ConfigSources {
             file: Some(path),
             env: env
                 .iter()
@@ -190,7 +248,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
                 .collect(),
-        }
+        };
+        Fixture { _dir: dir, sources }
     }
 
     const FILE: &str = r#"
@@ -240,6 +299,19 @@ url = "postgres://rep:filepw@db1:5432/postgres"
             .unwrap_err()
             .to_string();
         assert!(err.contains("bucketname"), "{err}");
+        assert!(err.contains("INSTAREC_ARCHIVE_BUCKETNAME"), "{err}");
+        let err = sources(FILE, &[("INSTAREC_PRIMARY_SLOTT", "x")], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable INSTAREC_PRIMARY_SLOTT") && err.contains("slott"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("instarec.toml"),
+            "the file is not at fault: {err}"
+        );
         let err = sources(FILE, &[("INSTAREC_BOGUS_X", "x")], &[])
             .resolve()
             .unwrap_err()
