@@ -93,7 +93,9 @@ fn archive_code(err: &ArchiveError) -> u8 {
         ArchiveError::Conflict { .. }
         | ArchiveError::Corrupt { .. }
         | ArchiveError::Truncated { .. } => ARCHIVE_FAULT,
-        ArchiveError::BadUrl { .. } => USAGE,
+        ArchiveError::BadUrl { .. }
+        | ArchiveError::Missing { .. }
+        | ArchiveError::NoClusterRecord { .. } => USAGE,
         _ => ERROR,
     }
 }

@@ -107,6 +107,18 @@ pub enum ArchiveError {
     BadUrl { url: String, reason: String },
 
     #[error(
+        "archive {url} does not exist; check [archive] url (or --archive-url), \
+         or create the archive with `instarec archive init`"
+    )]
+    Missing { url: String },
+
+    #[error(
+        "archive {url} has no cluster record, so it holds no cluster's data; check [archive] url \
+         (or --archive-url), or bind it to a cluster with `instarec archive init` (or by starting `instarec ship`)"
+    )]
+    NoClusterRecord { url: String },
+
+    #[error(
         "invalid archive key {key:?}: {reason}; keys are relative paths like \
          \"wal/000000010000000000000001\" (this is a bug in instarec, please report it)"
     )]

@@ -105,7 +105,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let archive = ctx.open_archive(&config)?;
+    let archive = ctx.open_existing_archive(&config).await?;
     if archive.read_cluster().await?.map(|c| c.engine) == Some(Engine::Mysql) {
         return run_mysql(args, archive).await;
     }

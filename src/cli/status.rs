@@ -29,7 +29,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let archive = ctx.open_archive(&config)?;
+    let archive = ctx.open_existing_archive(&config).await?;
     let mut report = status::gather(&archive).await?;
     if !args.archive_only {
         report = status::with_live(report, &config).await;

@@ -55,6 +55,15 @@ impl ConfigSources {
         }
     }
 
+    /// The config file that was read: the explicit one, or ./instarec.toml
+    /// when it exists; `None` when there is no file.
+    pub fn file_found(&self) -> Option<PathBuf> {
+        match &self.file {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        }
+    }
+
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let file = self.read_file()?;
         let mut table = file.clone();
