@@ -243,3 +243,86 @@ fn piped_logs_are_plain_and_json_covers_the_final_error() {
     }
     assert!(!stderr(&out).is_empty());
 }
+
+/// `--primary-url postgres://…` alone is enough: the scheme names the engine.
+#[test]
+fn the_primary_url_names_the_engine() {
+    let out = run_env(
+        None,
+        &[
+            "--archive-url",
+            "memory://",
+            "--primary-url",
+            "postgres://u@127.0.0.1:1/postgres",
+            "config",
+            "check",
+        ],
+        &[("INSTAREC_CONFIG", "/nonexistent-instarec-test/none.toml")],
+    );
+    assert_eq!(code(&out), 2, "an explicit missing file: {}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("instarec.toml");
+    std::fs::write(&config, "[archive]\nurl = \"memory://\"\n").unwrap();
+    let out = run_env(
+        Some(&config),
+        &[
+            "--primary-url",
+            "postgres://u@127.0.0.1:1/postgres",
+            "config",
+            "check",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("engine = \"postgres\""),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        &config,
+        "[archive]\nurl = \"memory://\"\n[primary]\nengine = \"mysql\"\nurl = \"postgres://u@h/db\"\n",
+    )
+    .unwrap();
+    let out = run_env(Some(&config), &["config", "check"], &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(stderr(&out).contains("postgres:// URL"), "{}", text(&out));
+}
+
+/// s3:// without credentials: one sentence naming the keys to set, not the
+/// instance-metadata error three times. The metadata endpoint points at a
+/// closed port so the lookup fails at once, here as on a laptop.
+#[test]
+fn s3_without_credentials_says_so_once_with_the_fix() {
+    let moto = support::Moto::start();
+    let url = format!("s3://{}/first-hour", moto.bucket());
+    let endpoint = moto.endpoint();
+    let started = Instant::now();
+    let out = run_env(
+        None,
+        &["--archive-url", &url, "archive", "ls"],
+        &[
+            ("INSTAREC_CONFIG", "/dev/null"),
+            ("INSTAREC_ARCHIVE_S3_ENDPOINT", &endpoint),
+            ("INSTAREC_ARCHIVE_S3_ALLOW_HTTP", "true"),
+            ("INSTAREC_ARCHIVE_S3_REGION", "us-east-1"),
+            ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        err.contains("no AWS credentials")
+            && err.contains("access_key_id")
+            && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.len() < 400, "{} chars: {err}", err.len());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

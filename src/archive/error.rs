@@ -150,8 +150,22 @@ pub enum ArchiveError {
         source: object_store::Error,
     },
 
+    #[error(
+        "no AWS credentials for the archive (reading {key}): set `[archive.s3] access_key_id` and \
+         `secret_access_key` (or INSTAREC_ARCHIVE_S3_ACCESS_KEY_ID / AWS_ACCESS_KEY_ID and their secrets), \
+         or run where an instance role provides them"
+    )]
+    NoCredentials { key: String },
+
     #[error("archive codec task for {key} failed: {reason}; this is a bug in instarec, please report it")]
     Task { key: String, reason: String },
+}
+
+/// The error object_store reports when the EC2 instance metadata service
+/// (its last credential source) answered with no credentials.
+pub(crate) fn is_metadata_credentials_failure(err: &object_store::Error) -> bool {
+    let text = err.to_string();
+    text.contains("169.254.169.254") || text.contains("/latest/api/token")
 }
 
 impl ArchiveError {
@@ -159,6 +173,11 @@ impl ArchiveError {
     pub(crate) fn from_store(key: &str, source: object_store::Error) -> Self {
         match source {
             object_store::Error::NotFound { .. } => ArchiveError::NotFound {
+                key: key.to_string(),
+            },
+            // object_store asks the instance metadata service only when no
+            // other credentials were found; its failure means exactly that.
+            source if is_metadata_credentials_failure(&source) => ArchiveError::NoCredentials {
                 key: key.to_string(),
             },
             source => ArchiveError::Store {

@@ -76,6 +76,7 @@ impl ConfigSources {
             let path: Vec<&str> = key.split('.').collect();
             set_dotted(&mut table, &path, value.clone());
         }
+        engine_from_url(&mut table, &self.origin())?;
         Config::deserialize_table(table, &self.origin())
             .map_err(|e| blame_env_for_unknown_key(e, &file, &env))
     }
@@ -120,6 +121,39 @@ impl ConfigSources {
             out.push((var.clone(), path, env_value(raw)));
         }
         Ok(out)
+    }
+}
+
+/// A postgres:// or mysql:// [primary] url names the engine: fill in a
+/// missing `engine` from it, and refuse an `engine` that contradicts it.
+fn engine_from_url(table: &mut Table, origin: &str) -> Result<(), ConfigError> {
+    let Some(Value::Table(primary)) = table.get_mut("primary") else {
+        return Ok(());
+    };
+    let Some(Value::String(url)) = primary.get("url") else {
+        return Ok(());
+    };
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let implied = match scheme.as_deref() {
+        Some("postgres" | "postgresql") => "postgres",
+        Some("mysql" | "mariadb") => "mysql",
+        _ => return Ok(()),
+    };
+    let scheme = scheme.unwrap_or_default();
+    match primary.get("engine") {
+        None => {
+            primary.insert("engine".into(), Value::String(implied.into()));
+            Ok(())
+        }
+        Some(Value::String(engine)) if engine != implied && (engine == "postgres" || engine == "mysql") => {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                message: format!(
+                    "[primary] engine = \"{engine}\" but url is a {scheme}:// URL, which is {implied}; drop `engine` (the URL names it) or fix the URL"
+                ),
+            })
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -354,6 +388,30 @@ url = "postgres://rep:filepw@db1:5432/postgres"
         };
         let err = s.resolve().unwrap_err().to_string();
         assert!(err.contains("/nonexistent/instarec.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_url_scheme_names_the_engine_and_a_conflict_is_refused() {
+        let c = sources("[primary]\nurl = \"mysql://repl@db1:3306/\"\n", &[], &[])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.primary.unwrap().engine, crate::archive::Engine::Mysql);
+        let c = sources("", &[], &[("primary.url", "postgres://u@db1/postgres")])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.primary.unwrap().engine, crate::archive::Engine::Postgres);
+        let err = sources(
+            "[primary]\nengine = \"mysql\"\nurl = \"postgres://u@db1/postgres\"\n",
+            &[],
+            &[],
+        )
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("engine = \"mysql\"") && err.contains("postgres://"),
+            "{err}"
+        );
     }
 
     #[test]
