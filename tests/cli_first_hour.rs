@@ -63,7 +63,7 @@ fn ship_started_before_its_primary_waits_for_it_and_then_ships() {
         text(&out)
     );
 
-    let mut shipper = Shipper::start(&config);
+    let shipper = Shipper::start(&config);
     let deadline = Instant::now() + Duration::from_secs(20);
     while shipper
         .log()

@@ -1,4 +1,4 @@
-//! `instarec relay`: serve the archive's binlog to MariaDB replicas over
+//! `instarec relay`: serve the archive's binlog to MySQL 8 / MariaDB replicas over
 //! the replication protocol (long-running).
 
 use super::Context;
