@@ -4,6 +4,8 @@
 use crate::archive::ArchiveError;
 use crate::config::ConfigError;
 use crate::engines::postgres::wal_transfer::TransferError;
+use crate::restore::mysql::MysqlRestoreError;
+use crate::restore::RestoreError;
 
 pub const OK: u8 = 0;
 /// Any error not listed below.
@@ -54,6 +56,14 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(a) = cause.downcast_ref::<ArchiveError>() {
             return archive_code(a);
         }
+        if let Some(r) = cause.downcast_ref::<RestoreError>() {
+            if restore_refused(r) {
+                return USAGE;
+            }
+        }
+        if let Some(MysqlRestoreError::BadGtid { .. }) = cause.downcast_ref::<MysqlRestoreError>() {
+            return USAGE;
+        }
         match cause.downcast_ref::<TransferError>() {
             Some(TransferError::Archive(a)) => return archive_code(a),
             Some(TransferError::OtherCluster { .. }) => return CLUSTER_MISMATCH,
@@ -63,6 +73,19 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     ERROR
 }
 
+/// A restore refused before it changed anything because of what it was
+/// asked: a target no backup or archived log reaches, an unknown backup, a
+/// data directory that is not empty.
+fn restore_refused(err: &RestoreError) -> bool {
+    matches!(
+        err,
+        RestoreError::BeforeOldestBackup { .. }
+            | RestoreError::AfterArchiveEnd { .. }
+            | RestoreError::UnknownBackup { .. }
+            | RestoreError::NotEmpty { .. }
+    )
+}
+
 fn archive_code(err: &ArchiveError) -> u8 {
     match err {
         ArchiveError::Fenced { .. } => FENCED,
@@ -70,7 +93,9 @@ fn archive_code(err: &ArchiveError) -> u8 {
         ArchiveError::Conflict { .. }
         | ArchiveError::Corrupt { .. }
         | ArchiveError::Truncated { .. } => ARCHIVE_FAULT,
-        ArchiveError::BadUrl { .. } => USAGE,
+        ArchiveError::BadUrl { .. }
+        | ArchiveError::Missing { .. }
+        | ArchiveError::NoClusterRecord { .. } => USAGE,
         _ => ERROR,
     }
 }

@@ -8,6 +8,7 @@ pub mod cutover;
 pub mod demo;
 pub mod engine;
 pub mod engines;
+pub mod error_text;
 pub mod exit;
 pub mod logging;
 pub mod os_user;

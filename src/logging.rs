@@ -10,6 +10,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// Colour codes only for a person at a terminal, and never with NO_COLOR
+/// set (https://no-color.org): piped logs stay plain text.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// `verbosity` is the count of -v minus the count of -q; 0 is info.
 /// INSTAREC_LOG (an EnvFilter directive) overrides it.
 pub fn init(format: LogFormat, verbosity: i8) {
@@ -28,6 +35,7 @@ pub fn init(format: LogFormat, verbosity: i8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

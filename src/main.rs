@@ -1,12 +1,14 @@
 use clap::Parser;
 use instarec::cli::{run, Cli};
-use instarec::{exit, logging};
+use instarec::logging::LogFormat;
+use instarec::{error_text, exit, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    logging::init(cli.log_format, cli.verbosity());
+    let log_format = cli.log_format;
+    logging::init(log_format, cli.verbosity());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -19,9 +21,16 @@ fn main() -> ExitCode {
         Err(err) => {
             // An expected outcome with its own exit code (wal-fetch's
             // "absent") carries no message, to keep the server log quiet.
-            let message = format!("{err:#}");
+            let message = error_text::one_line(&err);
             if !message.is_empty() {
-                eprintln!("error: {message}");
+                match log_format {
+                    // One JSON line like every other log line, so a log
+                    // shipper parses the failure too.
+                    LogFormat::Json => {
+                        tracing::error!(exit_code = exit::code_for(&err), "{message}")
+                    }
+                    LogFormat::Text => eprintln!("error: {message}"),
+                }
             }
             ExitCode::from(exit::code_for(&err))
         }

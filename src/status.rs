@@ -291,7 +291,13 @@ pub async fn gather(archive: &Archive) -> Result<StatusReport, ArchiveError> {
     let cluster = archive.read_cluster().await?;
     let archive = match &cluster {
         Some(c) => archive.bind_cluster(c.tag()),
-        None => archive.clone(),
+        // A mistyped URL or an archive never initialised: say so rather
+        // than report an empty archive as healthy.
+        None => {
+            return Err(ArchiveError::NoClusterRecord {
+                url: archive.url().to_string(),
+            })
+        }
     };
     let epoch = archive.current_epoch().await?;
     let position = position_record::latest(&archive).await?;

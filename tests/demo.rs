@@ -102,7 +102,27 @@ fn demo_on_mariadb_crash_and_promote_verifies_every_acknowledged_commit_against_
     );
     assert!(stdout.contains("promote (failover): epoch 2"), "{stdout}");
     // MariaDB's RPO also counts transactions.
-    assert!(stdout.contains(" transactions"), "{stdout}");
+    assert!(
+        stdout.contains(" transactions were not in the archive"),
+        "{stdout}"
+    );
+    // The RPO in plain words, no stray spacing.
+    let rpo = stdout
+        .lines()
+        .find(|l| l.starts_with("  RPO  "))
+        .unwrap_or_else(|| panic!("no RPO line:\n{stdout}"));
+    assert!(
+        rpo.contains("acknowledged commit") && rpo.contains("before the crash could have been"),
+        "{rpo}"
+    );
+    for line in stdout.lines() {
+        assert_eq!(line, line.trim_end(), "trailing space: {line:?}");
+    }
+    let tx = stdout
+        .lines()
+        .find(|l| l.contains(" transactions were not in the archive"))
+        .unwrap();
+    assert!(!tx.trim_start().contains("  "), "stray spacing: {tx:?}");
     for step in ["claim_epoch", "drain_standby", "promote", "first_write"] {
         assert!(
             stdout.contains(&format!("       {step} ")),
@@ -141,6 +161,7 @@ fn demo_on_mariadb_planned_switchover_loses_nothing_and_keep_leaves_the_dir() {
     assert_eq!(report["lost_gtids"], "", "{v}");
     // --keep: the servers are stopped, their data dirs and the archive stay.
     let dir = std::path::PathBuf::from(v["dir"].as_str().unwrap());
+    let _cleanup = RemoveOnDrop(dir.clone());
     assert_eq!(v["dir_kept"], true, "{v}");
     assert_eq!(processes_under(&dir), Vec::<String>::new());
     for kept in [
@@ -156,7 +177,44 @@ fn demo_on_mariadb_planned_switchover_loses_nothing_and_keep_leaves_the_dir() {
             dir.display()
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    // The kept config names the promoted standby as [primary].
+    let config: toml::Table = std::fs::read_to_string(dir.join("instarec.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let new_primary = report["new_primary"].as_str().unwrap();
+    let url = config["primary"]["url"].as_str().unwrap();
+    assert!(
+        url.contains(new_primary),
+        "[primary] url {url} is not {new_primary}"
+    );
+    assert!(config.get("standby").is_none(), "{config}");
+}
+
+/// Removes a directory the demo kept, also when the test panics.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn demo_into_a_non_empty_dir_is_a_usage_error_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("precious"), "keep").unwrap();
+    let out = demo(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "the demo wrote into {}",
+        dir.path().display()
+    );
 }
 
 #[test]

@@ -116,6 +116,11 @@ fn refused(s: &Setup, args: &[&str], expect: &str) {
     let out = instarec(&s.config, &all);
     assert!(!out.status.success(), "restore {args:?} succeeded");
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(instarec::exit::USAGE as i32),
+        "restore {args:?}: a target it cannot reach is bad input (exit 2):\n{err}"
+    );
     assert!(
         err.contains(expect),
         "restore {args:?}: want {expect:?} in:\n{err}"
@@ -174,6 +179,68 @@ fn pitr_to_a_time_an_lsn_and_the_latest_and_refuses_unreachable_targets() {
 
     let (_, latest) = restore_and_start(&s, &["--latest"]);
     assert_eq!((count(&latest, "A"), count(&latest, "B")), (100, 100));
+}
+
+/// A corrupt backup chunk fails the restore with exit 3, and the data dir
+/// is left as found: one the restore created is gone, an empty one stays
+/// empty, and the log claims no --force it was not given.
+#[test]
+fn failed_restore_removes_the_data_dir_it_created_and_logs_only_what_it_did() {
+    let s = setup();
+    s.primary.psql("CREATE TABLE t(batch text, n int)");
+    backup(&s);
+    let archive = s._dir.path().join("archive");
+    let chunk = walk(&archive)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/base.tar/"))
+        .expect("a base.tar chunk in the archive");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&chunk, &bytes).unwrap();
+
+    let scratch = new_scratch_dir();
+    let missing = scratch.path().join("missing");
+    let empty = scratch.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for data in [&missing, &empty] {
+        let out = instarec(
+            &s.config,
+            &["restore", "--latest", "--data-dir", data.to_str().unwrap()],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(instarec::exit::ARCHIVE_FAULT as i32),
+            "{err}"
+        );
+        assert!(!err.contains("--force"), "no --force was given:\n{err}");
+        if data == &missing {
+            assert!(
+                err.contains("removed the directory the failed restore created"),
+                "says what it cleaned:\n{err}"
+            );
+        }
+    }
+    assert!(!missing.exists(), "the dir the restore created is removed");
+    assert!(
+        std::fs::read_dir(&empty).unwrap().next().is_none(),
+        "the empty dir stays empty"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

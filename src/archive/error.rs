@@ -107,6 +107,18 @@ pub enum ArchiveError {
     BadUrl { url: String, reason: String },
 
     #[error(
+        "archive {url} does not exist; check [archive] url (or --archive-url), \
+         or create the archive with `instarec archive init`"
+    )]
+    Missing { url: String },
+
+    #[error(
+        "archive {url} has no cluster record, so it holds no cluster's data; check [archive] url \
+         (or --archive-url), or bind it to a cluster with `instarec archive init` (or by starting `instarec ship`)"
+    )]
+    NoClusterRecord { url: String },
+
+    #[error(
         "invalid archive key {key:?}: {reason}; keys are relative paths like \
          \"wal/000000010000000000000001\" (this is a bug in instarec, please report it)"
     )]
@@ -138,8 +150,22 @@ pub enum ArchiveError {
         source: object_store::Error,
     },
 
+    #[error(
+        "no AWS credentials for the archive (reading {key}): set `[archive.s3] access_key_id` and \
+         `secret_access_key` (or INSTAREC_ARCHIVE_S3_ACCESS_KEY_ID / AWS_ACCESS_KEY_ID and their secrets), \
+         or run where an instance role provides them"
+    )]
+    NoCredentials { key: String },
+
     #[error("archive codec task for {key} failed: {reason}; this is a bug in instarec, please report it")]
     Task { key: String, reason: String },
+}
+
+/// The error object_store reports when the EC2 instance metadata service
+/// (its last credential source) answered with no credentials.
+pub(crate) fn is_metadata_credentials_failure(err: &object_store::Error) -> bool {
+    let text = err.to_string();
+    text.contains("169.254.169.254") || text.contains("/latest/api/token")
 }
 
 impl ArchiveError {
@@ -147,6 +173,11 @@ impl ArchiveError {
     pub(crate) fn from_store(key: &str, source: object_store::Error) -> Self {
         match source {
             object_store::Error::NotFound { .. } => ArchiveError::NotFound {
+                key: key.to_string(),
+            },
+            // object_store asks the instance metadata service only when no
+            // other credentials were found; its failure means exactly that.
+            source if is_metadata_credentials_failure(&source) => ArchiveError::NoCredentials {
                 key: key.to_string(),
             },
             source => ArchiveError::Store {

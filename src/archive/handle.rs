@@ -11,7 +11,7 @@ use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use super::cluster::ClusterTag;
 use super::encryption_key::EncryptionKey;
 use super::error::ArchiveError;
-use super::location::{open_location, redact};
+use super::location::{open_location, redact, Create};
 use super::object::{self, Codec, ObjectHeader, Sealed, Sealing, Unsealing, HEADER_LEN};
 use super::retry::with_retries;
 use super::settings::{ArchiveSettings, Compression, RetryPolicy};
@@ -75,7 +75,14 @@ impl std::fmt::Debug for Archive {
 impl Archive {
     /// Parses the URL and builds the store. No network I/O.
     pub fn open(settings: &ArchiveSettings) -> Result<Archive, ArchiveError> {
-        let location = open_location(&settings.url, &settings.s3)?;
+        let location = open_location(&settings.url, &settings.s3, Create::Yes)?;
+        Ok(Self::build(location.store, location.display_url, settings))
+    }
+
+    /// [`Archive::open`] for readers: a `file://` archive that does not
+    /// exist is [`ArchiveError::Missing`], never created.
+    pub fn open_existing(settings: &ArchiveSettings) -> Result<Archive, ArchiveError> {
+        let location = open_location(&settings.url, &settings.s3, Create::No)?;
         Ok(Self::build(location.store, location.display_url, settings))
     }
 

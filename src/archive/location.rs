@@ -33,8 +33,21 @@ fn http_retry() -> RetryConfig {
     }
 }
 
-/// Parses `raw` and builds its store. No network I/O; `file://` creates the directory.
-pub(crate) fn open_location(raw: &str, s3: &S3Settings) -> Result<Location, ArchiveError> {
+/// Whether opening a `file://` archive may create its directory: writers
+/// may, readers never change anything (a mistyped URL is an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    Yes,
+    No,
+}
+
+/// Parses `raw` and builds its store. No network I/O; `file://` creates the
+/// directory when `create` says so, else a missing one is an error.
+pub(crate) fn open_location(
+    raw: &str,
+    s3: &S3Settings,
+    create: Create,
+) -> Result<Location, ArchiveError> {
     let bad = |reason: String| ArchiveError::BadUrl {
         url: redact(raw),
         reason,
@@ -55,6 +68,9 @@ pub(crate) fn open_location(raw: &str, s3: &S3Settings) -> Result<Location, Arch
             let dir = url
                 .to_file_path()
                 .map_err(|()| bad("not an absolute local path".to_string()))?;
+            if create == Create::No && !dir.is_dir() {
+                return Err(ArchiveError::Missing { url: display_url });
+            }
             std::fs::create_dir_all(&dir)
                 .map_err(|e| bad(format!("cannot create directory {}: {e}", dir.display())))?;
             // fsync: an acknowledged put must survive a crash (invariant 1).
@@ -157,12 +173,25 @@ mod tests {
             "file://relative/dir",
             "s3:///nobucket",
         ] {
-            let err = open_location(url, &S3Settings::default())
+            let err = open_location(url, &S3Settings::default(), Create::Yes)
                 .err()
                 .unwrap_or_else(|| panic!("{url} accepted"));
             let msg = err.to_string();
             assert!(matches!(err, ArchiveError::BadUrl { .. }), "{url}: {msg}");
             assert!(msg.contains("s3://bucket/prefix"), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_reader_never_creates_a_file_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("typo");
+        let url = format!("file://{}", missing.display());
+        let err = open_location(&url, &S3Settings::default(), Create::No)
+            .err()
+            .expect("a missing archive is an error");
+        assert!(matches!(err, ArchiveError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("instarec archive init"), "{err}");
+        assert!(!missing.exists());
     }
 }

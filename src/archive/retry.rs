@@ -19,6 +19,9 @@
 //!   keeps its HTTP error type private, so this is recognised by its message
 //!   text "status code: 4xx".
 //!
+//! A failed credentials lookup at the instance metadata service is permanent
+//! too: object_store asks it only when nothing else supplied credentials.
+//!
 //! Transient errors are retried up to [`RetryPolicy::max_attempts`] attempts in
 //! all, sleeping a uniformly random time in `[0, min(max_delay, base_delay·2^n)]`
 //! between attempts ("full jitter"), so many writers recovering at once don't
@@ -34,6 +37,11 @@ use super::settings::RetryPolicy;
 
 /// True when `err` may succeed if the same call is made again (see module docs).
 pub fn is_transient(err: &object_store::Error) -> bool {
+    // No credentials anywhere: object_store already retried the metadata
+    // service; more tries only bury the one useful sentence under warnings.
+    if super::error::is_metadata_credentials_failure(err) {
+        return false;
+    }
     match err {
         object_store::Error::Generic { source, .. } => !chain_is_permanent(source.as_ref()),
         object_store::Error::JoinError { .. } => true,

@@ -23,7 +23,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let mut archive = ctx.open_archive(&config)?;
+    let mut archive = ctx.open_existing_archive(&config).await?;
     // Bind to the recorded cluster so every object's cluster tag is checked.
     let cluster = archive.read_cluster().await?;
     if let Some(c) = &cluster {

@@ -1,7 +1,7 @@
 //! What every command gets: the config sources and a way to open the archive.
 
 use super::Cli;
-use crate::archive::Archive;
+use crate::archive::{Archive, ArchiveError};
 use crate::config::{Config, ConfigSources};
 use anyhow::Context as _;
 
@@ -30,5 +30,26 @@ impl Context {
     pub fn open_archive(&self, config: &Config) -> anyhow::Result<Archive> {
         let settings = config.archive.settings()?;
         Archive::open(&settings).with_context(|| format!("opening archive {}", config.archive.url))
+    }
+
+    /// [`Context::open_existing_archive`] without reading the cluster record,
+    /// for a command that checks it itself within a deadline.
+    pub fn open_existing_archive_unchecked(&self, config: &Config) -> anyhow::Result<Archive> {
+        let settings = config.archive.settings()?;
+        Ok(Archive::open_existing(&settings)?)
+    }
+
+    /// The archive for a read-only command: it must exist and hold a
+    /// cluster record (a mistyped URL is an error, and nothing is created).
+    pub async fn open_existing_archive(&self, config: &Config) -> anyhow::Result<Archive> {
+        let settings = config.archive.settings()?;
+        let archive = Archive::open_existing(&settings)?;
+        if archive.read_cluster().await?.is_none() {
+            return Err(ArchiveError::NoClusterRecord {
+                url: archive.url().to_string(),
+            }
+            .into());
+        }
+        Ok(archive)
     }
 }

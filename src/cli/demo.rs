@@ -83,6 +83,36 @@ pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The RPO in words: what the ledger saw lost, and the window promote
+/// reports as possibly lost (its bound, which a failover only knows from
+/// below in bytes).
+fn rpo_sentence(outcome: &DemoOutcome) -> String {
+    let r = &outcome.promote_report;
+    let event = if r["mode"] == "planned" {
+        "the switchover"
+    } else {
+        "the crash"
+    };
+    let lost = match outcome.lost_commits {
+        0 => "no acknowledged commit lost".to_string(),
+        1 => "1 acknowledged commit lost".to_string(),
+        n => format!("{n} acknowledged commits lost"),
+    };
+    let window = match r["rpo_seconds"].as_f64() {
+        Some(s) if s > 0.0 => {
+            format!("anything committed in the last {s:.3} s before {event} could have been")
+        }
+        Some(_) => format!("nothing committed before {event} could have been"),
+        None => "how much could have been is unknown".to_string(),
+    };
+    let bytes = match (r["rpo_bytes"].as_u64(), r["rpo_bytes_exact"] == false) {
+        (Some(b), true) => format!(" (at least {b} bytes of log were not in the archive)"),
+        (Some(b), false) => format!(" ({b} bytes of log were not in the archive)"),
+        (None, _) => String::new(),
+    };
+    format!("{lost}; {window}{bytes}")
+}
+
 fn print_summary(outcome: &DemoOutcome, keep: bool) {
     let r = &outcome.promote_report;
     println!();
@@ -97,20 +127,19 @@ fn print_summary(outcome: &DemoOutcome, keep: bool) {
         r["rto_seconds"].as_f64().unwrap_or(f64::NAN),
         r["write_path"].as_str().unwrap_or("?")
     );
-    // A failover only knows a lower bound of what was lost.
-    let at_least = if r["rpo_bytes_exact"] == false {
-        "at least "
-    } else {
-        ""
-    };
-    let seconds = match r["rpo_seconds"].as_f64() {
-        Some(s) => format!("{s:.3} s"),
-        None => "unknown s".into(),
-    };
-    println!("  RPO  {at_least}{} bytes, {seconds}", r["rpo_bytes"]);
+    println!("  RPO  {}", rpo_sentence(outcome));
     if let Some(n) = r["rpo_transactions"].as_u64() {
-        let gtids = r["lost_gtids"].as_str().unwrap_or_default();
-        println!("       {at_least}{n} transactions {gtids}");
+        let gtids = r["lost_gtids"].as_str().unwrap_or_default().trim();
+        let at_least = if r["rpo_bytes_exact"] == false {
+            "at least "
+        } else {
+            ""
+        };
+        if gtids.is_empty() {
+            println!("       {at_least}{n} transactions were not in the archive");
+        } else {
+            println!("       {at_least}{n} transactions were not in the archive: {gtids}");
+        }
     }
     if let Some(steps) = r["steps"].as_array() {
         for s in steps {
@@ -121,6 +150,10 @@ fn print_summary(outcome: &DemoOutcome, keep: bool) {
             );
         }
     }
+    let seconds = match r["rpo_seconds"].as_f64() {
+        Some(s) => format!("{s:.3} s"),
+        None => "unknown".into(),
+    };
     println!(
         "ledger: {} commits acknowledged, {} present on the new primary, {} missing, {}",
         outcome.acknowledged_commits,

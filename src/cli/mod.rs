@@ -72,9 +72,9 @@ pub enum Command {
     Proxy(proxy::Args),
     /// Promote [standby]: fence [primary], drain, promote, cut over, report RPO/RTO
     Promote(promote::Args),
-    /// Serve the archive's binlog to MariaDB replicas as their primary (long-running)
+    /// Serve the archive's binlog to MySQL 8 / MariaDB replicas as their primary (long-running)
     Relay(relay::Args),
-    /// Point-in-time restore of a backup plus archived WAL into a new data directory
+    /// Point-in-time restore of a backup plus archived WAL or binlog into a new data directory
     Restore(restore::Args),
     /// Stream the primary's log into the archive (long-running)
     Ship(ship::Args),

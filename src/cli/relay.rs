@@ -1,4 +1,4 @@
-//! `instarec relay`: serve the archive's binlog to MariaDB replicas over
+//! `instarec relay`: serve the archive's binlog to MySQL 8 / MariaDB replicas over
 //! the replication protocol (long-running).
 
 use super::Context;
@@ -28,7 +28,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         },
     );
     options.poll_interval = relay.poll_interval.0;
-    let archive = bound(ctx.open_archive(&config)?).await?;
+    let archive = bound(ctx.open_existing_archive(&config).await?).await?;
     let server = RelayServer::bind(options, archive).await?;
     let shutdown = super::signals::shutdown_on_signal("the relay");
     server.serve(shutdown).await;

@@ -4,6 +4,7 @@
 use super::standby::{absolute, self_restore_command};
 use super::Context;
 use crate::archive::{ClusterTag, Engine};
+use crate::exit::{self, CodedError};
 use crate::restore::mysql::{self, MysqlRestoreOptions, MysqlTarget, ServerOptions};
 use crate::restore::pitr::{prepare, RestoreOptions};
 use crate::restore::server::{recover, RecoveryEnd, StartOptions};
@@ -104,12 +105,12 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let archive = ctx.open_archive(&config)?;
+    let archive = ctx.open_existing_archive(&config).await?;
     if archive.read_cluster().await?.map(|c| c.engine) == Some(Engine::Mysql) {
         return run_mysql(args, archive).await;
     }
     if args.to_gtid.is_some() {
-        anyhow::bail!("--to-gtid is for MySQL/MariaDB archives and {} is PostgreSQL's; use --to-lsn, --to-xid or --to-time", archive.url());
+        return Err(CodedError::new(exit::USAGE, format!("--to-gtid is for MySQL/MariaDB archives and {} is PostgreSQL's; use --to-lsn, --to-xid or --to-time", archive.url())).into());
     }
     let target = match (args.to_time, args.to_lsn, args.to_xid) {
         (Some(t), _, _) => RecoveryTarget::Time(t),
@@ -229,13 +230,13 @@ async fn run_mysql(args: Args, archive: crate::archive::Archive) -> anyhow::Resu
         (args.pg_bin_dir.is_some(), "--pg-bin-dir"),
     ];
     if let Some((_, flag)) = postgres_only.iter().find(|(set, _)| *set) {
-        anyhow::bail!("{flag} is for PostgreSQL archives and {} is MySQL/MariaDB's; use --to-gtid, --to-time or --latest", archive.url());
+        return Err(CodedError::new(exit::USAGE, format!("{flag} is for PostgreSQL archives and {} is MySQL/MariaDB's; use --to-gtid, --to-time or --latest", archive.url())).into());
     }
     let target = match (args.to_time, &args.to_gtid) {
         (Some(t), _) => MysqlTarget::Time(t),
         (_, Some(g)) => MysqlTarget::Gtid(
             g.parse()
-                .map_err(|e| anyhow::anyhow!("--to-gtid {g:?}: {e}"))?,
+                .map_err(|e| CodedError::new(exit::USAGE, format!("--to-gtid {g:?}: {e}")))?,
         ),
         _ => MysqlTarget::Latest,
     };

@@ -31,12 +31,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             tracing::debug!(name = %args.name, "not in the archive");
             Err(CodedError::new(WAL_FETCH_ABSENT, "").into())
         }
-        Err(e) => Err(CodedError::new(WAL_FETCH_FATAL, format!("{e:#}")).into()),
+        Err(e) => Err(CodedError::new(WAL_FETCH_FATAL, crate::error_text::one_line(&e)).into()),
     }
 }
 
 async fn fetch(ctx: &Context, args: &Args) -> anyhow::Result<Fetched> {
     let config = ctx.config()?;
-    let archive = ctx.open_archive(&config)?;
+    let archive = ctx.open_existing_archive(&config).await?;
     Ok(wal_transfer::fetch(&archive, &args.name, &args.dest, args.partial).await?)
 }

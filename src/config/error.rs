@@ -15,6 +15,13 @@ pub enum ConfigError {
     Invalid { origin: String, message: String },
     #[error("environment variable {var} does not name a config key (expected INSTAREC_<SECTION>_<KEY> with a section of {sections}); unset it or fix its name")]
     UnknownEnv { var: String, sections: String },
+    #[error("environment variable {var} sets [{section}] {key}, which is not a config key ({message}); unset it or fix its name")]
+    UnknownEnvKey {
+        var: String,
+        section: String,
+        key: String,
+        message: String,
+    },
     #[error("section [{section}] is required by this command but missing from {origin}; add it (see README, Config reference)")]
     MissingSection {
         section: &'static str,

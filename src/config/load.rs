@@ -55,17 +55,30 @@ impl ConfigSources {
         }
     }
 
+    /// The config file that was read: the explicit one, or ./instarec.toml
+    /// when it exists; `None` when there is no file.
+    pub fn file_found(&self) -> Option<PathBuf> {
+        match &self.file {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        }
+    }
+
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let mut table = self.read_file()?;
-        for (path, value) in self.env_overrides()? {
+        let file = self.read_file()?;
+        let mut table = file.clone();
+        let env = self.env_overrides()?;
+        for (_, path, value) in &env {
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            set_dotted(&mut table, &path, value);
+            set_dotted(&mut table, &path, value.clone());
         }
         for (key, value) in &self.flags {
             let path: Vec<&str> = key.split('.').collect();
             set_dotted(&mut table, &path, value.clone());
         }
+        engine_from_url(&mut table, &self.origin())?;
         Config::deserialize_table(table, &self.origin())
+            .map_err(|e| blame_env_for_unknown_key(e, &file, &env))
     }
 
     fn read_file(&self) -> Result<Table, ConfigError> {
@@ -85,7 +98,7 @@ impl ConfigSources {
     }
 
     /// Maps each INSTAREC_ variable to a dotted key path and its value.
-    fn env_overrides(&self) -> Result<Vec<(Vec<String>, Value)>, ConfigError> {
+    fn env_overrides(&self) -> Result<Vec<EnvOverride>, ConfigError> {
         let mut out = Vec::new();
         let mut vars: Vec<&(String, String)> = self
             .env
@@ -105,10 +118,88 @@ impl ConfigSources {
             let key = &lower[prefix.len()..];
             let mut path: Vec<String> = section.iter().map(|s| s.to_string()).collect();
             path.push(key.to_string());
-            out.push((path, env_value(raw)));
+            out.push((var.clone(), path, env_value(raw)));
         }
         Ok(out)
     }
+}
+
+/// A postgres:// or mysql:// [primary] url names the engine: fill in a
+/// missing `engine` from it, and refuse an `engine` that contradicts it.
+fn engine_from_url(table: &mut Table, origin: &str) -> Result<(), ConfigError> {
+    let Some(Value::Table(primary)) = table.get_mut("primary") else {
+        return Ok(());
+    };
+    let Some(Value::String(url)) = primary.get("url") else {
+        return Ok(());
+    };
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let implied = match scheme.as_deref() {
+        Some("postgres" | "postgresql") => "postgres",
+        Some("mysql" | "mariadb") => "mysql",
+        _ => return Ok(()),
+    };
+    let scheme = scheme.unwrap_or_default();
+    match primary.get("engine") {
+        None => {
+            primary.insert("engine".into(), Value::String(implied.into()));
+            Ok(())
+        }
+        Some(Value::String(engine)) if engine != implied && (engine == "postgres" || engine == "mysql") => {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                message: format!(
+                    "[primary] engine = \"{engine}\" but url is a {scheme}:// URL, which is {implied}; drop `engine` (the URL names it) or fix the URL"
+                ),
+            })
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// A variable's name, the key path it sets, and its value.
+type EnvOverride = (String, Vec<String>, Value);
+
+/// An unknown key that an INSTAREC_ variable set (and the file does not
+/// hold) is that variable's fault: name it, not the file.
+fn blame_env_for_unknown_key(err: ConfigError, file: &Table, env: &[EnvOverride]) -> ConfigError {
+    let ConfigError::Invalid { message, .. } = &err else {
+        return err;
+    };
+    let Some(key) = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.split("unknown field `").nth(1))
+        .and_then(|rest| rest.split('`').next())
+    else {
+        return err;
+    };
+    let culprit = env
+        .iter()
+        .find(|(_, path, _)| path.last().map(String::as_str) == Some(key) && !holds(file, path));
+    match culprit {
+        Some((var, path, _)) => {
+            let (_, section) = path.split_last().expect("env paths have a key");
+            ConfigError::UnknownEnvKey {
+                var: var.clone(),
+                section: section.join("."),
+                key: key.to_string(),
+                message: message.clone(),
+            }
+        }
+        None => err,
+    }
+}
+
+fn holds(table: &Table, path: &[String]) -> bool {
+    let mut cur = table;
+    for (i, part) in path.iter().enumerate() {
+        match cur.get(part) {
+            Some(Value::Table(t)) if i + 1 < path.len() => cur = t,
+            Some(_) if i + 1 == path.len() => return true,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Environment values are strings, except literal booleans and integers,
@@ -171,16 +262,26 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn sources(file_text: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> ConfigSources {
-        let dir = std::env::temp_dir().join(format!(
-            "instarec-config-test-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("instarec.toml");
+    /// Sources with `file_text` as the file, in a temp dir removed on drop.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        sources: ConfigSources,
+    }
+
+    impl Fixture {
+        fn resolve(&self) -> Result<Config, ConfigError> {
+            self.sources.resolve()
+        }
+    }
+
+    fn sources(file_text: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("instarec-config-test-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("instarec.toml");
         std::fs::write(&path, file_text).unwrap();
-        ConfigSources {
+        let sources = ConfigSources {
             file: Some(path),
             env: env
                 .iter()
@@ -190,7 +291,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
                 .collect(),
-        }
+        };
+        Fixture { _dir: dir, sources }
     }
 
     const FILE: &str = r#"
@@ -240,6 +342,19 @@ url = "postgres://rep:filepw@db1:5432/postgres"
             .unwrap_err()
             .to_string();
         assert!(err.contains("bucketname"), "{err}");
+        assert!(err.contains("INSTAREC_ARCHIVE_BUCKETNAME"), "{err}");
+        let err = sources(FILE, &[("INSTAREC_PRIMARY_SLOTT", "x")], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable INSTAREC_PRIMARY_SLOTT") && err.contains("slott"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("instarec.toml"),
+            "the file is not at fault: {err}"
+        );
         let err = sources(FILE, &[("INSTAREC_BOGUS_X", "x")], &[])
             .resolve()
             .unwrap_err()
@@ -273,6 +388,30 @@ url = "postgres://rep:filepw@db1:5432/postgres"
         };
         let err = s.resolve().unwrap_err().to_string();
         assert!(err.contains("/nonexistent/instarec.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_url_scheme_names_the_engine_and_a_conflict_is_refused() {
+        let c = sources("[primary]\nurl = \"mysql://repl@db1:3306/\"\n", &[], &[])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.primary.unwrap().engine, crate::archive::Engine::Mysql);
+        let c = sources("", &[], &[("primary.url", "postgres://u@db1/postgres")])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.primary.unwrap().engine, crate::archive::Engine::Postgres);
+        let err = sources(
+            "[primary]\nengine = \"mysql\"\nurl = \"postgres://u@db1/postgres\"\n",
+            &[],
+            &[],
+        )
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("engine = \"mysql\"") && err.contains("postgres://"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,9 +12,10 @@ pub mod local_postgres;
 mod mysql_story;
 mod postgres_story;
 
+use crate::exit::CodedError;
 use anyhow::{bail, Context as _};
 use ledger_check::LedgerCheck;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Which database the demo runs.
@@ -85,6 +86,25 @@ pub async fn run(opts: DemoOptions, say: impl Fn(&str)) -> anyhow::Result<DemoOu
     }
 }
 
+/// After a promote the standby is the primary: the config left in the
+/// demo's directory names it in [primary] (and drops [standby]), so
+/// `instarec status` on a kept directory tells the true story.
+pub(crate) fn name_new_primary(config: &Path, new_primary_url: &str) -> anyhow::Result<()> {
+    let mut table: toml::Table = std::fs::read_to_string(config)?.parse()?;
+    if let Some(toml::Value::Table(primary)) = table.get_mut("primary") {
+        primary.insert("url".into(), toml::Value::String(new_primary_url.into()));
+    }
+    table.remove("standby");
+    let text = format!(
+        "# written by `instarec demo`; after the promote, [primary] is the promoted standby\n{}",
+        toml::to_string(&table)?
+    );
+    let tmp = config.with_extension("toml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, config)?;
+    Ok(())
+}
+
 /// The demo's directory: archive, data dirs, config and logs.
 pub(crate) struct WorkDir {
     pub path: PathBuf,
@@ -97,10 +117,14 @@ impl WorkDir {
             Some(d) => {
                 // A previous run's servers and archive would be in the way.
                 if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
-                    bail!(
-                        "{} is not empty; point --dir at a new or empty directory",
-                        d.display()
-                    );
+                    return Err(CodedError::new(
+                        crate::exit::USAGE,
+                        format!(
+                            "{} is not empty; point --dir at a new or empty directory",
+                            d.display()
+                        ),
+                    )
+                    .into());
                 }
                 std::fs::create_dir_all(d)?;
                 WorkDir {

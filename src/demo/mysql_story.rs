@@ -127,6 +127,7 @@ pub async fn run(
     let report = promote_report(&report)?;
     ship.stop();
     relay.stop();
+    super::name_new_primary(&config, &standby.url())?;
 
     say("8/8 checking the ledger against the new primary");
     let new_primary = LedgerDb::Mysql(format!("{}demo", standby.url()));

@@ -101,6 +101,7 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let acknowledged = ledger.stop().await;
     ship.stop();
+    super::name_new_primary(&config, &standby.url())?;
 
     say("8/8 checking the ledger against the new primary");
     let new_primary = LedgerDb::Postgres(standby.url());

@@ -1,5 +1,5 @@
 //! The steps standby init and restore share: check the target directories,
-//! extract the backup into them (emptied again if that fails), append the
+//! extract the backup into them (put back as found if that fails), append the
 //! recovery settings.
 
 use super::data_dir;
@@ -34,7 +34,7 @@ pub async fn extract_into(
     parallelism: usize,
 ) -> Result<Extracted, RestoreError> {
     let dirs = target_dirs(record, data_dir)?;
-    check_dirs(&dirs, force).await?;
+    let found = check_dirs(&dirs, force).await?;
     let progress = Progress::new(
         &format!("restoring backup {}", record.id),
         record.size_bytes,
@@ -44,14 +44,21 @@ pub async fn extract_into(
     match result {
         Ok(extracted) => Ok(extracted),
         Err(e) => {
-            // The dirs were empty (or emptied) before: emptying restores that.
-            let _ = check_dirs(&dirs, true).await;
+            // Each dir was missing or empty before: put it back so.
+            let _ = tokio::task::spawn_blocking(move || {
+                for (d, f) in dirs.iter().zip(found) {
+                    if let Err(e) = data_dir::put_back_blocking(d, f) {
+                        tracing::warn!(dir = %d.display(), error = %e, "could not clean up after the failed restore");
+                    }
+                }
+            })
+            .await;
             Err(e.into())
         }
     }
 }
 
-async fn check_dirs(dirs: &[PathBuf], force: bool) -> Result<(), RestoreError> {
+async fn check_dirs(dirs: &[PathBuf], force: bool) -> Result<Vec<data_dir::Found>, RestoreError> {
     let dirs = dirs.to_vec();
     // All refused before any is emptied: bad input changes nothing.
     tokio::task::spawn_blocking(move || {
@@ -60,10 +67,9 @@ async fn check_dirs(dirs: &[PathBuf], force: bool) -> Result<(), RestoreError> {
                 data_dir::prepare_blocking(d, false)?;
             }
         }
-        for d in &dirs {
-            data_dir::prepare_blocking(d, force)?;
-        }
-        Ok(())
+        dirs.iter()
+            .map(|d| data_dir::prepare_blocking(d, force))
+            .collect()
     })
     .await
     .map_err(|e| RestoreError::Io {

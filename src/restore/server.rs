@@ -123,6 +123,8 @@ pub async fn recover(
         move |source| ServerError::Io { path, source }
     };
     std::fs::create_dir_all(&socket_dir).map_err(io(&socket_dir))?;
+    // Removed on every way out except a server left running on it.
+    let mut socket_guard = SocketDirGuard(Some(socket_dir.clone()));
     std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(&socket_dir))?;
     let hba = socket_dir.join("pg_hba.conf");
@@ -244,9 +246,12 @@ pub async fn recover(
         Some(pid)
     } else {
         stop(&mut child, pid).await;
-        let _ = std::fs::remove_dir_all(&socket_dir);
         None
     };
+    if still_running.is_some() {
+        socket_guard.0 = None;
+    }
+    drop(socket_guard);
     Ok(RecoveryOutcome {
         end,
         replay_lsn: state.replay_lsn,
@@ -256,6 +261,18 @@ pub async fn recover(
         log,
         pid: still_running,
     })
+}
+
+/// The private socket dir of a server this restore started; removed when
+/// dropped unless the server is left running on it.
+struct SocketDirGuard(Option<PathBuf>);
+
+impl Drop for SocketDirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 struct State {

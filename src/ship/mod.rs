@@ -6,6 +6,7 @@ pub mod in_order;
 pub mod metrics;
 pub mod pipeline;
 pub mod position_record;
+pub mod start_retry;
 pub mod superseded;
 
 use crate::archive::{Archive, Engine};
@@ -16,20 +17,35 @@ use crate::exit;
 use anyhow::Context as _;
 use instarec_postgres::ConnConfig;
 use pipeline::{PipelineOptions, ShipSummary};
+pub use start_retry::StartPolicy;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Ships until `shutdown` fires or an error stops it.
-pub async fn ship(config: &Config, shutdown: CancellationToken) -> anyhow::Result<ShipSummary> {
+/// Ships until `shutdown` fires or an error stops it; waits for a primary
+/// that is unreachable at start unless `start` says to fail fast.
+pub async fn ship(
+    config: &Config,
+    shutdown: CancellationToken,
+    start: StartPolicy,
+) -> anyhow::Result<ShipSummary> {
     let archive = Archive::open(&config.archive.settings()?)?;
-    ship_into(config, &archive, shutdown).await
+    ship_with(config, &archive, shutdown, start).await
 }
 
-/// [`ship`] into an archive opened by the caller.
+/// [`ship`] into an archive opened by the caller, waiting for the primary.
 pub async fn ship_into(
     config: &Config,
     archive: &Archive,
     shutdown: CancellationToken,
+) -> anyhow::Result<ShipSummary> {
+    ship_with(config, archive, shutdown, StartPolicy::WaitForPrimary).await
+}
+
+async fn ship_with(
+    config: &Config,
+    archive: &Archive,
+    shutdown: CancellationToken,
+    start: StartPolicy,
 ) -> anyhow::Result<ShipSummary> {
     let primary = config.primary.as_ref().ok_or(ConfigError::MissingSection {
         section: "primary",
@@ -51,6 +67,7 @@ pub async fn ship_into(
     );
     options.stall_warning = config.archive.stall_warning.0;
     let mut redirect: Option<String> = None;
+    let mut start_backoff = start_retry::Backoff::default();
     loop {
         let result = ship_once(
             primary,
@@ -62,6 +79,25 @@ pub async fn ship_into(
         )
         .await;
         match result {
+            // A running source reconnects by itself: an unreachable primary
+            // surfaces here only from the start of a run.
+            Err(err)
+                if start == StartPolicy::WaitForPrimary
+                    && start_retry::is_unreachable(&err)
+                    && !shutdown.is_cancelled() =>
+            {
+                let delay = start_backoff.next_delay();
+                tracing::warn!(
+                    error = %format!("{err:#}"),
+                    attempt = start_backoff.attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "primary unreachable at start; retrying (ship --fail-fast exits instead)"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => return Err(err.context("stopped while waiting for the primary")),
+                }
+            }
             Err(err)
                 if primary.follow_promotions
                     && exit::code_for(&err) == exit::FENCED

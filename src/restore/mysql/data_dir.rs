@@ -1,7 +1,7 @@
 //! A backup turned into a MariaDB data directory: unpacked from the
 //! archive, `mariabackup --prepare`d in place (the prepared directory is a
 //! data directory mariadbd starts on; no copy-back), owned by the server's
-//! OS user. Anything that fails leaves the directory empty again.
+//! OS user. Anything that fails leaves the directory as it was found.
 
 use super::error::MysqlRestoreError;
 use super::tool::{self, Tool};
@@ -41,7 +41,9 @@ pub async fn check_empty(dir: &Path, force: bool) -> Result<(), MysqlRestoreErro
         });
     }
     blocking(dir, move |d| {
-        dirs::prepare_blocking(d, force).map_err(Into::into)
+        dirs::prepare_blocking(d, force)
+            .map(|_| ())
+            .map_err(Into::into)
     })
     .await
 }
@@ -54,10 +56,14 @@ pub async fn restore(
     parallelism: usize,
     owner: Option<(u32, u32)>,
 ) -> Result<Restored, MysqlRestoreError> {
+    // check_empty passed: the dir is missing or empty; put it back so on failure.
+    let found = dirs::Found::of(dir);
     let result = restore_inner(archive, record, dir, parallelism, owner).await;
     if result.is_err() {
-        // It was empty before: emptying it again restores that.
-        let _ = blocking(dir, |d| dirs::prepare_blocking(d, true).map_err(Into::into)).await;
+        let _ = blocking(dir, move |d| {
+            dirs::put_back_blocking(d, found).map_err(Into::into)
+        })
+        .await;
     }
     result
 }
