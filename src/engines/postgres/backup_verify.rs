@@ -62,13 +62,26 @@ pub async fn verify_backups(
             )),
             Err(e) => faults.push((manifest, e.to_string())),
         }
-        if let Some(size) = size {
-            if let Some(fault) = missing_wal(record, &wal_keys, size) {
-                faults.push(fault);
-            }
-        }
+        let fault = match size {
+            Some(size) => missing_wal(record, &wal_keys, size),
+            // No WAL at all, so none of what this backup needs either.
+            None => Some(no_wal_archived(record)),
+        };
+        faults.extend(fault);
     }
     Ok((records.len(), faults))
+}
+
+/// The fault of a backup in an archive that holds no WAL.
+fn no_wal_archived(record: &BackupRecord) -> (String, String) {
+    let tli = TimelineId(record.timeline);
+    (
+        layout::timeline_prefix(tli),
+        format!(
+            "backup {} needs WAL {}..{} on timeline {tli}, but the archive holds no WAL at all; the backup cannot be restored consistently: check `instarec ship` and take a new backup",
+            record.id, record.start_position, record.stop_position
+        ),
+    )
 }
 
 /// The first WAL segment a backup needs that the archive lacks, if any.
