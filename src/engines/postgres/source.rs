@@ -1,6 +1,7 @@
 //! `LogSource` for PostgreSQL: a physical replication slot streamed into
 //! segment objects and ranged parts of the in-progress segment.
 
+use super::history_sync;
 use super::layout;
 use super::resume;
 use super::segment_buffer::SegmentBuffer;
@@ -11,7 +12,7 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use instarec_postgres::conn::config::ConnConfig;
 use instarec_postgres::error::PgError;
-use instarec_postgres::lsn::{Lsn, TimelineId};
+use instarec_postgres::lsn::Lsn;
 use instarec_postgres::replication::client::ReplicationClient;
 use instarec_postgres::replication::message::ReplicationMessage;
 use instarec_postgres::replication::status_update::StandbyStatusUpdate;
@@ -67,17 +68,8 @@ impl PgConnected {
             identity,
             size,
         } = self;
-        let mut history = Vec::new();
-        for t in 2..=identity.timeline.0 {
-            let (name, content) = client.timeline_history(TimelineId(t)).await?;
-            if t == identity.timeline.0 {
-                history = timeline_history::parse(&content);
-            }
-            archive
-                .put(&layout::history_key(TimelineId(t)), content)
-                .await
-                .with_context(|| format!("archiving {name}"))?;
-        }
+        let history =
+            history_sync::archive_history(&mut client, archive, identity.timeline).await?;
 
         let slot = match client.read_replication_slot(&opts.slot).await? {
             Some(s) => s,
