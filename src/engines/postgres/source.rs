@@ -59,6 +59,11 @@ impl PgConnected {
         format!("{}:{}", self.opts.conn.host, self.opts.conn.port)
     }
 
+    /// True while the server is a standby still in recovery.
+    pub async fn in_recovery(&mut self) -> anyhow::Result<bool> {
+        Ok(self.client.in_hot_standby().await?)
+    }
+
     /// Archives history files, makes sure the slot exists, finds where the
     /// archive ends and starts streaming there.
     pub async fn start(self, archive: &Archive) -> anyhow::Result<PgSource> {
