@@ -1,7 +1,7 @@
 //! `follow_promotions`: which primary a shipper ships from once a promote
 //! has named a new one in the archive's epoch.
 
-use crate::archive::Archive;
+use crate::archive::{Archive, Engine};
 use crate::config::PrimarySection;
 
 /// The primary (host:port) the archive's current epoch names, if any. An
@@ -19,12 +19,20 @@ pub async fn epoch_primary(archive: &Archive) -> Option<String> {
 
 /// host:port of [primary] url, spelled as epochs spell a primary.
 pub fn configured_addr(primary: &PrimarySection) -> Option<String> {
-    let url = url::Url::parse(primary.url.expose()).ok()?;
-    let port = url.port().unwrap_or(match url.scheme() {
-        "mysql" | "mariadb" => 3306,
-        _ => 5432,
-    });
-    Some(format!("{}:{port}", url.host_str()?))
+    match primary.engine {
+        Engine::Postgres => {
+            let conn = super::postgres_conn(primary).ok()?;
+            Some(format!("{}:{}", conn.host, conn.port))
+        }
+        Engine::Mysql => {
+            let url = url::Url::parse(primary.url.expose()).ok()?;
+            Some(format!(
+                "{}:{}",
+                url.host_str()?,
+                url.port().unwrap_or(3306)
+            ))
+        }
+    }
 }
 
 /// The server an epoch names is still a standby: the promote that named it

@@ -75,11 +75,11 @@ async fn ship_with(
             // manager, ships from the primary the archive's epoch names, not
             // from the dead one its config still names.
             if let Some(addr) = follow::epoch_primary(archive).await {
-                if redirect.as_deref() != Some(addr.as_str()) {
-                    if follow::configured_addr(primary).as_deref() != Some(addr.as_str()) {
-                        tracing::warn!(primary = %addr, "the archive's current epoch names another primary than [primary] url: shipping from it (follow_promotions)");
-                    }
-                    redirect = Some(addr);
+                let other = (follow::configured_addr(primary).as_deref() != Some(addr.as_str()))
+                    .then_some(addr);
+                if other.is_some() && other != redirect {
+                    tracing::warn!(primary = other.as_deref().unwrap_or_default(), "the archive's current epoch names another primary than [primary] url: shipping from it (follow_promotions)");
+                    redirect = other;
                     start_backoff = start_retry::Backoff::default();
                 }
             }
