@@ -122,6 +122,16 @@ pub struct LostTransactions {
     pub ids: String,
 }
 
+/// The new primary's zero-loss setting, switched off right after promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspendedSynchronous {
+    /// The value to set again, e.g. "instarec".
+    pub value: String,
+    /// The setting in the engine's words, for the report, e.g.
+    /// "synchronous_standby_names = 'instarec'".
+    pub described: String,
+}
+
 /// An engine's server control as `promote` sees it: the old primary, the
 /// standby, and positions in the archive. The sequence, its timeouts and the
 /// RPO arithmetic live once in `promote/`; adapters only translate.
@@ -197,6 +207,24 @@ pub trait ServerControl: Send + Sync {
     /// primary's `synchronous = true` proves nothing.
     fn synchronous_can_lapse(&self) -> bool {
         false
+    }
+
+    /// When the promoted server's commits wait for a synchronous shipper
+    /// (the zero-loss mode it inherited), makes them stop waiting and
+    /// returns what to restore; None when its commits do not wait. Engines
+    /// whose zero-loss mode lapses on its own keep this default.
+    async fn suspend_synchronous(&self) -> anyhow::Result<Option<SuspendedSynchronous>> {
+        Ok(None)
+    }
+
+    /// Restores what [`ServerControl::suspend_synchronous`] suspended.
+    async fn restore_synchronous(&self, _suspended: &SuspendedSynchronous) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Whether a shipper streams from the new primary now.
+    async fn shipper_streaming(&self) -> anyhow::Result<bool> {
+        Ok(false)
     }
 
     /// Log bytes from `earlier` to `later`; 0 when `later` is not after it.

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::instarec::{binary, run, text, write_config, Shipper};
-use support::ledger::{assert_lost_within_rpo, ids_in, lost_ids, Ledger, LedgerWriter};
+use support::ledger::{assert_lost_within_rpo, ids_in, lost_ids};
+use support::pg_ledger::pg_ledger;
 use support::postgres::new_scratch_dir;
 use support::promote::{assert_planned_report, epoch_names, promote_json};
 use support::{PgOptions, Postgres};
@@ -82,34 +83,6 @@ fn cluster(opts: PgOptions, primary_extra: &str, rest: &str) -> Cluster {
         archive_url,
         dir,
     }
-}
-
-/// Ledger rows written over tokio-postgres.
-struct PgLedger {
-    url: String,
-}
-
-impl LedgerWriter for PgLedger {
-    type Session = tokio_postgres::Client;
-
-    async fn connect(&self) -> Option<tokio_postgres::Client> {
-        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-            .await
-            .ok()?;
-        tokio::spawn(conn);
-        Some(client)
-    }
-
-    async fn insert(&self, client: &mut tokio_postgres::Client, id: i64) -> bool {
-        client
-            .execute("INSERT INTO ledger(id) VALUES ($1)", &[&id])
-            .await
-            .is_ok()
-    }
-}
-
-fn pg_ledger(url: String) -> Ledger {
-    Ledger::start(PgLedger { url })
 }
 
 fn ids_on(pg: &Postgres) -> BTreeSet<i64> {

@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::instarec::{run, text, write_config, Shipper};
-use support::ledger::{assert_lost_within_rpo, ids_in, Ledger, LedgerWriter};
+use support::ledger::{assert_lost_within_rpo, ids_in, Ledger};
+use support::pg_ledger::PgLedger;
 use support::postgres::{new_scratch_dir, pg_bin};
 use support::promote::promote_json;
 use support::Postgres;
@@ -82,30 +83,6 @@ fn round() -> Round {
         shipper,
         config,
         _dir: dir,
-    }
-}
-
-/// Ledger rows written over tokio-postgres.
-struct PgLedger {
-    url: String,
-}
-
-impl LedgerWriter for PgLedger {
-    type Session = tokio_postgres::Client;
-
-    async fn connect(&self) -> Option<tokio_postgres::Client> {
-        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-            .await
-            .ok()?;
-        tokio::spawn(conn);
-        Some(client)
-    }
-
-    async fn insert(&self, client: &mut tokio_postgres::Client, id: i64) -> bool {
-        client
-            .execute("INSERT INTO ledger(id) VALUES ($1)", &[&id])
-            .await
-            .is_ok()
     }
 }
 

@@ -14,5 +14,6 @@ pub use secret::{mask_url_password, Secret, SecretUrl};
 pub use sections::{
     ArchiveSection, Config, CutoverMethods, CutoverSection, HaproxySection, HookSection,
     MetricsSection, PgbouncerSection, PrimarySection, PromoteSection, S3Section, StandbySection,
+    SynchronousAfterPromote,
 };
 pub use units::{ByteSize, HumanDuration};

@@ -212,6 +212,30 @@ pub struct PromoteSection {
     /// primary's shipper can still upload what it had received. Default:
     /// twice [primary] flush_interval plus 100 ms; "0s" claims at once.
     pub failover_settle: Option<HumanDuration>,
+    /// What the new primary does when it inherited zero-loss mode (its
+    /// commits wait for a synchronous shipper that has not connected yet).
+    #[serde(default)]
+    pub synchronous_after_promote: SynchronousAfterPromote,
+    /// How long promote waits, after the first write, for a shipper to
+    /// stream from the new primary; default "30s".
+    #[serde(default = "defaults::shipper_timeout")]
+    pub shipper_timeout: HumanDuration,
+}
+
+/// [promote] synchronous_after_promote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynchronousAfterPromote {
+    /// The new primary runs asynchronously until a shipper streams from it
+    /// (at most shipper_timeout), then promote restores zero-loss mode: the
+    /// failover does not wait for the shipper, and the report says how long
+    /// commits were not zero-loss.
+    #[default]
+    WhenShipperStreams,
+    /// The inherited setting stays: commits, the first write included, wait
+    /// until a shipper streams from the new primary, so the RTO includes the
+    /// shipper's start.
+    AtOnce,
 }
 
 impl Default for PromoteSection {
@@ -220,6 +244,8 @@ impl Default for PromoteSection {
             old_primary_timeout: defaults::old_primary_timeout(),
             drain_timeout: defaults::drain_timeout(),
             failover_settle: None,
+            synchronous_after_promote: SynchronousAfterPromote::default(),
+            shipper_timeout: defaults::shipper_timeout(),
         }
     }
 }
@@ -280,6 +306,9 @@ mod defaults {
         HumanDuration(Duration::from_secs(5))
     }
     pub fn drain_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(30))
+    }
+    pub fn shipper_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(30))
     }
 }

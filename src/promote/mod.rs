@@ -5,6 +5,7 @@
 
 pub mod drain;
 pub mod error;
+pub mod new_primary_sync;
 pub mod report;
 pub mod rpo;
 pub mod sequence;

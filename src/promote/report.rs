@@ -38,6 +38,10 @@ pub struct PromoteReport {
     pub cutover: Vec<CutoverStepReport>,
     /// Where the first write after promotion was accepted.
     pub write_path: String,
+    /// When the new primary inherited zero-loss mode: "restored after
+    /// N s" once a shipper streamed, or "asynchronous: ..." when none did.
+    /// Null when it did not inherit it ([promote] synchronous_after_promote).
+    pub synchronous_after_promote: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -85,6 +89,9 @@ impl PromoteReport {
             "  recovered {} of last known {}",
             self.recovered_position, self.last_known_primary_position
         );
+        if let Some(sync) = &self.synchronous_after_promote {
+            let _ = writeln!(out, "  zero-loss mode on the new primary: {sync}");
+        }
         for step in &self.steps {
             let _ = writeln!(out, "  {:<20} {:>8.3} s", step.name, step.seconds);
         }
@@ -129,6 +136,7 @@ mod tests {
             old_primary_fenced: true,
             cutover: vec![],
             write_path: "db2:5432".into(),
+            synchronous_after_promote: None,
             notes: vec![],
         };
         let text = serde_json::to_string(&report).unwrap();

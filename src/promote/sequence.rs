@@ -5,6 +5,7 @@
 
 use super::drain::{self, Drained};
 use super::error::PromoteError;
+use super::new_primary_sync;
 use super::report::{CutoverStepReport, PromoteReport};
 use super::rpo::{self, RpoInputs};
 use super::steps::Steps;
@@ -192,10 +193,25 @@ pub async fn run<C: ServerControl>(
     {
         Ok(line) => tracing::info!("{line}"),
         Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "could not archive the new history file");
-            notes.push(format!("the new timeline's history was not archived ({e:#}); `instarec ship` from the new primary archives it"));
+            tracing::error!(error = %format!("{e:#}"), new_primary = %new_primary, "SHIPPING FROM THE NEW PRIMARY CANNOT START: the archive lacks the timeline history it needs");
+            notes.push(format!("shipping from the new primary {new_primary} cannot start: {e:#}; fix this, then start `instarec ship` against it, or its log is not archived"));
         }
     }
+    let promoted_at = Instant::now();
+    let suspended = match steps
+        .time(
+            "synchronous_off",
+            new_primary_sync::suspend(control, plan.promote.synchronous_after_promote, &mut notes),
+        )
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "could not switch the new primary's inherited zero-loss mode off; its commits may wait for a shipper");
+            notes.push(format!("could not switch the new primary's inherited zero-loss mode off ({e:#}); the first write waited for a shipper"));
+            None
+        }
+    };
 
     // 5. What was lost.
     let archive_end = control.archive_end(&archive).await?;
@@ -281,6 +297,30 @@ pub async fn run<C: ServerControl>(
         })?;
     let rto_seconds = started.elapsed().as_secs_f64();
 
+    // 8. Zero-loss mode back on once a shipper streams from the new primary.
+    let synchronous_after_promote = match &suspended {
+        Some(s) => Some(
+            steps
+                .time(
+                    "restore_synchronous",
+                    new_primary_sync::restore(
+                        control,
+                        s,
+                        promoted_at,
+                        plan.promote.shipper_timeout.0,
+                        &mut notes,
+                    ),
+                )
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %format!("{e:#}"), setting = %s.described, "could not restore zero-loss mode on the new primary");
+                    notes.push(format!("could not restore {} on the new primary ({e:#}); it runs asynchronously until you set it again and reload", s.described));
+                    "asynchronous: restoring it failed".into()
+                }),
+        ),
+        None => None,
+    };
+
     Ok(PromoteReport {
         rpo_bytes: assessed.bytes,
         rpo_seconds: assessed.seconds,
@@ -301,6 +341,7 @@ pub async fn run<C: ServerControl>(
         old_primary_fenced: fenced.is_some(),
         cutover: cutover_steps,
         write_path: path,
+        synchronous_after_promote,
         notes,
     })
 }

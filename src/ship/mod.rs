@@ -2,6 +2,7 @@
 
 pub mod archive_watch;
 pub mod epoch_claim;
+pub mod follow;
 pub mod in_order;
 pub mod metrics;
 pub mod pipeline;
@@ -69,6 +70,20 @@ async fn ship_with(
     let mut redirect: Option<String> = None;
     let mut start_backoff = start_retry::Backoff::default();
     loop {
+        if primary.follow_promotions {
+            // A shipper (re)started after a failover, by hand or by a service
+            // manager, ships from the primary the archive's epoch names, not
+            // from the dead one its config still names.
+            if let Some(addr) = follow::epoch_primary(archive).await {
+                let other = (follow::configured_addr(primary).as_deref() != Some(addr.as_str()))
+                    .then_some(addr);
+                if other.is_some() && other != redirect {
+                    tracing::warn!(primary = other.as_deref().unwrap_or_default(), "the archive's current epoch names another primary than [primary] url: shipping from it (follow_promotions)");
+                    redirect = other;
+                    start_backoff = start_retry::Backoff::default();
+                }
+            }
+        }
         let result = ship_once(
             primary,
             redirect.as_deref(),
@@ -83,7 +98,7 @@ async fn ship_with(
             // surfaces here only from the start of a run.
             Err(err)
                 if start == StartPolicy::WaitForPrimary
-                    && start_retry::is_unreachable(&err)
+                    && (start_retry::is_unreachable(&err) || follow::is_not_yet_primary(&err))
                     && !shutdown.is_cancelled() =>
             {
                 let delay = start_backoff.next_delay();
@@ -138,7 +153,13 @@ async fn ship_once(
                 conn,
                 slot: primary.slot.clone(),
             };
-            let (connected, archive) = PgSource::connect(opts, archive).await?;
+            let (mut connected, archive) = PgSource::connect(opts, archive).await?;
+            if redirect.is_some() && connected.in_recovery().await? {
+                return Err(follow::NotYetPrimary {
+                    addr: connected.primary_addr(),
+                }
+                .into());
+            }
             // Invariant 4: the epoch is settled before anything is written.
             let epoch = epoch_claim::epoch_for_primary(&archive, &connected.primary_addr()).await?;
             archive.ensure_current_epoch(epoch).await?;

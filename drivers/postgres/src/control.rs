@@ -120,6 +120,37 @@ impl ControlConnection {
         Ok((row.get(0), row.get(1)))
     }
 
+    /// Sets `synchronous_standby_names` server-wide (ALTER SYSTEM, so it
+    /// survives a restart), reloads, and waits up to `wait` until this
+    /// backend sees it.
+    pub async fn set_synchronous_standby_names(
+        &self,
+        value: &str,
+        wait: Duration,
+    ) -> Result<(), PgError> {
+        let quoted = value.replace('\'', "''");
+        self.execute(&format!(
+            "ALTER SYSTEM SET synchronous_standby_names = '{quoted}'"
+        ))
+        .await?;
+        self.execute("SELECT pg_reload_conf()").await?;
+        self.wait_setting("synchronous_standby_names", value, wait)
+            .await
+    }
+
+    /// How many walsenders named `application_name` are streaming.
+    pub async fn streaming_replicas(&self, application_name: &str) -> Result<i64, PgError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'",
+                &[&application_name],
+            )
+            .await
+            .map_err(|e| self.sql_error(e))?;
+        Ok(row.get(0))
+    }
+
     /// `pg_last_wal_replay_lsn()`: the end of the last record replayed;
     /// stays fixed after promotion. None on a server that never recovered.
     pub async fn replay_position(&self) -> Result<Option<Lsn>, PgError> {

@@ -3,9 +3,12 @@
 //! and one replication command for the new timeline's history file.
 
 use super::archive_end::{durable_end, end_of_keys};
+use super::history_sync;
 use super::layout;
 use crate::archive::Archive;
-use crate::engine::{FencedPrimary, Promoted, Reach, ServerControl, ServerIdentity};
+use crate::engine::{
+    FencedPrimary, Promoted, Reach, ServerControl, ServerIdentity, SuspendedSynchronous,
+};
 use anyhow::Context as _;
 use instarec_postgres::control::names_standby;
 use instarec_postgres::{ConnConfig, ControlConnection, Lsn, PgError, ReplicationClient};
@@ -217,21 +220,17 @@ impl ServerControl for PgControl {
     }
 
     async fn publish_new_history(&self, archive: &Archive) -> anyhow::Result<String> {
+        // What a shipper from the new primary needs before it can start:
+        // done here too, so a promote that leaves shipping unable to start
+        // says so at once.
         let mut client = ReplicationClient::connect(&self.standby).await?;
         let identity = client.identify_system().await?;
         let tli = identity.timeline;
-        if tli <= TimelineId(1) {
-            return Ok(format!(
-                "{} is on timeline 1: no history file",
-                self.standby.addr()
-            ));
-        }
-        let (name, content) = client.timeline_history(tli).await?;
-        archive
-            .put(&layout::history_key(tli), content)
-            .await
-            .with_context(|| format!("archiving {name}"))?;
-        Ok(format!("archived {name} (timeline {tli})"))
+        let history = history_sync::archive_history(&mut client, archive, tli).await?;
+        Ok(format!(
+            "the archive holds the history of timeline {tli} and of the {} before it",
+            history.len()
+        ))
     }
 
     async fn write_probe(&self, via: Option<SocketAddr>, note: &str) -> anyhow::Result<()> {
@@ -244,6 +243,41 @@ impl ServerControl for PgControl {
         let conn = ControlConnection::connect(&conf).await?;
         conn.write_probe(note).await?;
         Ok(())
+    }
+
+    async fn suspend_synchronous(&self) -> anyhow::Result<Option<SuspendedSynchronous>> {
+        let conn = self.standby().await?;
+        let (names, commit) = conn.synchronous_settings().await?;
+        // Only the zero-loss mode that waits for our shipper: other
+        // synchronous standbys are the operator's to manage.
+        let waits = names_standby(&names, &self.application_name)
+            && matches!(commit.as_str(), "on" | "remote_write" | "remote_apply");
+        if !waits {
+            return Ok(None);
+        }
+        conn.set_synchronous_standby_names("", FENCE_STEP_WAIT)
+            .await?;
+        Ok(Some(SuspendedSynchronous {
+            described: format!("synchronous_standby_names = '{names}'"),
+            value: names,
+        }))
+    }
+
+    async fn restore_synchronous(&self, suspended: &SuspendedSynchronous) -> anyhow::Result<()> {
+        self.standby()
+            .await?
+            .set_synchronous_standby_names(&suspended.value, FENCE_STEP_WAIT)
+            .await?;
+        Ok(())
+    }
+
+    async fn shipper_streaming(&self) -> anyhow::Result<bool> {
+        let n = self
+            .standby()
+            .await?
+            .streaming_replicas(&self.application_name)
+            .await?;
+        Ok(n > 0)
     }
 
     fn bytes_between(&self, earlier: &Lsn, later: &Lsn) -> u64 {

@@ -1,6 +1,7 @@
 //! `LogSource` for PostgreSQL: a physical replication slot streamed into
 //! segment objects and ranged parts of the in-progress segment.
 
+use super::history_sync;
 use super::layout;
 use super::resume;
 use super::segment_buffer::SegmentBuffer;
@@ -11,7 +12,7 @@ use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use instarec_postgres::conn::config::ConnConfig;
 use instarec_postgres::error::PgError;
-use instarec_postgres::lsn::{Lsn, TimelineId};
+use instarec_postgres::lsn::Lsn;
 use instarec_postgres::replication::client::ReplicationClient;
 use instarec_postgres::replication::message::ReplicationMessage;
 use instarec_postgres::replication::status_update::StandbyStatusUpdate;
@@ -58,6 +59,11 @@ impl PgConnected {
         format!("{}:{}", self.opts.conn.host, self.opts.conn.port)
     }
 
+    /// True while the server is a standby still in recovery.
+    pub async fn in_recovery(&mut self) -> anyhow::Result<bool> {
+        Ok(self.client.in_hot_standby().await?)
+    }
+
     /// Archives history files, makes sure the slot exists, finds where the
     /// archive ends and starts streaming there.
     pub async fn start(self, archive: &Archive) -> anyhow::Result<PgSource> {
@@ -67,17 +73,8 @@ impl PgConnected {
             identity,
             size,
         } = self;
-        let mut history = Vec::new();
-        for t in 2..=identity.timeline.0 {
-            let (name, content) = client.timeline_history(TimelineId(t)).await?;
-            if t == identity.timeline.0 {
-                history = timeline_history::parse(&content);
-            }
-            archive
-                .put(&layout::history_key(TimelineId(t)), content)
-                .await
-                .with_context(|| format!("archiving {name}"))?;
-        }
+        let history =
+            history_sync::archive_history(&mut client, archive, identity.timeline).await?;
 
         let slot = match client.read_replication_slot(&opts.slot).await? {
             Some(s) => s,

@@ -107,6 +107,15 @@ impl ReplicationClient {
             .map_err(|e| PgError::protocol(addr, format!("{CMD}: {e}")))
     }
 
+    /// `SHOW in_hot_standby` (PostgreSQL 14+): true while the server is a
+    /// standby still in recovery.
+    pub async fn in_hot_standby(&mut self) -> Result<bool, PgError> {
+        const CMD: &str = "SHOW in_hot_standby";
+        let set = self.query_one_row(CMD).await?;
+        let value = set.rows[0].first().and_then(|v| v.as_deref());
+        Ok(value == Some(b"on".as_slice()))
+    }
+
     /// TIMELINE_HISTORY: the `NNNNNNNN.history` file name and its bytes. Timeline 1
     /// has no history file, so asking for it is a `PgError::Server` (58P01).
     pub async fn timeline_history(&mut self, tli: TimelineId) -> Result<(String, Bytes), PgError> {
