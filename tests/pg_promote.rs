@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::instarec::{binary, run, text, write_config, Shipper};
 use support::ledger::{assert_lost_within_rpo, ids_in, lost_ids};
+use support::pg_archive_standby::backup_and_standby;
 use support::pg_ledger::pg_ledger;
 use support::postgres::new_scratch_dir;
 use support::promote::{assert_planned_report, epoch_names, promote_json};
@@ -51,21 +52,7 @@ fn cluster(opts: PgOptions, primary_extra: &str, rest: &str) -> Cluster {
     let config = dir.path().join("instarec.toml");
     write_primary_config(&config, &archive_url, &primary.url(), primary_extra);
     let shipper = Shipper::start(&config);
-    let out = run(&config, &["backup", "--json", "--wal-timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "backup: {}\nship log:\n{}",
-        text(&out),
-        shipper.log()
-    );
-    let scratch = new_scratch_dir();
-    let data = scratch.path().join("data");
-    let out = run(
-        &config,
-        &["standby", "init", "--data-dir", data.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "standby init: {}", text(&out));
-    let standby = Postgres::start_existing(scratch, data, None);
+    let standby = backup_and_standby(&config, || shipper.log());
     write_primary_config(
         &config,
         &archive_url,

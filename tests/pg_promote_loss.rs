@@ -14,8 +14,9 @@ use instarec_postgres::Lsn;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::instarec::{run, text, write_config, Shipper};
+use support::instarec::{write_config, Shipper};
 use support::ledger::{assert_lost_within_rpo, ids_in, Ledger};
+use support::pg_archive_standby::backup_and_standby;
 use support::pg_ledger::PgLedger;
 use support::postgres::{new_scratch_dir, pg_bin};
 use support::promote::promote_json;
@@ -51,21 +52,7 @@ fn round() -> Round {
     let config = dir.path().join("instarec.toml");
     write_config(&config, &config_text(&archive_url, &primary.url(), ""));
     let shipper = Shipper::start(&config);
-    let out = run(&config, &["backup", "--json", "--wal-timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "backup: {}\nship log:\n{}",
-        text(&out),
-        shipper.log()
-    );
-    let scratch = new_scratch_dir();
-    let data = scratch.path().join("data");
-    let out = run(
-        &config,
-        &["standby", "init", "--data-dir", data.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "standby init: {}", text(&out));
-    let standby = Postgres::start_existing(scratch, data, None);
+    let standby = backup_and_standby(&config, || shipper.log());
     write_config(
         &config,
         &config_text(

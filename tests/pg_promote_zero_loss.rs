@@ -17,8 +17,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::instarec::{binary, run, text, write_config, Shipper};
+use support::instarec::{binary, write_config, Shipper};
 use support::ledger::{ids_in, lost_ids};
+use support::pg_archive_standby::backup_and_standby;
 use support::pg_ledger::pg_ledger;
 use support::postgres::new_scratch_dir;
 use support::process::{wait_for_port, GroupChild};
@@ -143,21 +144,7 @@ fn zero_loss_failover_after_losing_the_primary_host_completes_and_loses_nothing(
     let config: PathBuf = dir.path().join("instarec.toml");
     write_config(&config, &config_text(&archive_url, &primary.url(), ""));
     let service = ShipperService::start(&config);
-    let out = run(&config, &["backup", "--json", "--wal-timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "backup: {}\nship log:\n{}",
-        text(&out),
-        service.logs()
-    );
-    let scratch = new_scratch_dir();
-    let data = scratch.path().join("data");
-    let out = run(
-        &config,
-        &["standby", "init", "--data-dir", data.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "standby init: {}", text(&out));
-    let standby = Postgres::start_existing(scratch, data, None);
+    let standby = backup_and_standby(&config, || service.logs());
     let (listen, control) = (free_port(), free_port());
     write_config(
         &config,

@@ -15,6 +15,7 @@ pub mod mariadb;
 pub mod mariadb_topology;
 pub mod mariadb_writer;
 pub mod moto;
+pub mod pg_archive_standby;
 pub mod pg_ledger;
 pub mod postgres;
 pub mod postgres_shm;
