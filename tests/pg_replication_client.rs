@@ -662,20 +662,12 @@ async fn tls_require_and_verify_full_work_and_a_wrong_ca_is_refused() {
     .expect("verify-full with the right CA");
     client.identify_system().await.unwrap();
 
-    match ReplicationClient::connect(&with_tls(
+    let wrong_ca = with_tls(
         &pg.url(),
         SslMode::VerifyFull,
         Some(&certs.path("other_ca.crt")),
-    ))
-    .await
-    {
-        Err(e @ PgError::Tls { .. }) => assert!(
-            e.to_string().contains(&format!("127.0.0.1:{}", pg.port())),
-            "{e}"
-        ),
-        Err(e) => panic!("wrong CA gave {e:?}"),
-        Ok(_) => panic!("verify-full accepted a certificate from the wrong CA"),
-    }
+    );
+    assert_refused_as_tls(ReplicationClient::connect(&wrong_ca).await, pg.port());
     assert!(matches!(
         ReplicationClient::connect(&with_tls(
             &pg.url(),
@@ -704,19 +696,17 @@ async fn tls_require_and_verify_full_work_and_a_wrong_ca_is_refused() {
     assert!(ssl);
     // Refused as the replication connection is: a TLS fault naming the
     // server, not "could not connect".
-    match connect_sql(&with_tls(
-        &pg.url(),
-        SslMode::VerifyFull,
-        Some(&certs.path("other_ca.crt")),
-    ))
-    .await
-    {
-        Err(e @ PgError::Tls { .. }) => assert!(
-            e.to_string().contains(&format!("127.0.0.1:{}", pg.port())),
-            "{e}"
-        ),
-        Err(e) => panic!("SQL with the wrong CA gave {e:?}"),
-        Ok(_) => panic!("SQL verify-full accepted a certificate from the wrong CA"),
+    assert_refused_as_tls(connect_sql(&wrong_ca).await, pg.port());
+}
+
+/// A certificate from the wrong CA is a TLS error naming the server.
+fn assert_refused_as_tls<T>(result: Result<T, PgError>, port: u16) {
+    match result {
+        Err(e @ PgError::Tls { .. }) => {
+            assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}")
+        }
+        Err(e) => panic!("wrong CA gave {e:?}"),
+        Ok(_) => panic!("verify-full accepted a certificate from the wrong CA"),
     }
 }
 
