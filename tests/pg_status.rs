@@ -172,3 +172,44 @@ fn status_reports_zero_rpo_only_while_the_primary_waits_for_the_shipper() {
     assert!(lag > 0, "{alone}");
     assert_eq!(alone["estimated_rpo_bytes"], lag, "{alone}");
 }
+
+/// [primary] password_file is what `status` authenticates with, as `ship`
+/// and `backup` do (status used to connect with the bare URL and fail).
+#[test]
+fn status_reaches_a_primary_with_the_password_from_password_file() {
+    let pg = Postgres::start_with(PgOptions {
+        scram_password: Some("s3cret pass".into()),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/archive", dir.path().display());
+    let password_file = dir.path().join("pgpass");
+    std::fs::write(&password_file, "s3cret pass\n").unwrap();
+    let bare_url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port());
+    let config = write_pg_config(
+        dir.path(),
+        &url,
+        &bare_url,
+        &format!("password_file = \"{}\"", password_file.display()),
+        "",
+    );
+    let shipper = Shipper::start(&config);
+    let target: Lsn = pg
+        .psql("SELECT pg_current_wal_flush_lsn()")
+        .parse()
+        .unwrap();
+    shipper.wait_flushed(&pg, target, Duration::from_secs(30));
+
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(v["live"]["primary_error"].is_null(), "{v}");
+    assert!(v["live"]["primary_position"].is_string(), "{v}");
+    assert!(out.status.success(), "{v}");
+    assert_eq!(shipper.stop(), 0);
+}

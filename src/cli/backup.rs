@@ -11,7 +11,7 @@ use crate::backup::take::{take_backup, BackupError, BackupOutcome, TakeOptions};
 use crate::backup::BackupRecord;
 use crate::config::ConfigError;
 use crate::config::{Config, PrimarySection};
-use crate::ship::{mysql_source, postgres_conn};
+use crate::engines::mysql::MysqlSourceOptions;
 use clap::{Subcommand, ValueEnum};
 use instarec_postgres::CheckpointMode;
 use std::io::IsTerminal as _;
@@ -82,7 +82,7 @@ async fn run_take(ctx: &Context, args: TakeArgs) -> anyhow::Result<()> {
         return run_take_mysql(ctx, &config, primary, args).await;
     }
     let archive = ctx.open_archive(&config)?;
-    let mut opts = TakeOptions::new(postgres_conn(primary)?);
+    let mut opts = TakeOptions::new(primary.postgres_conn()?);
     opts.label = args.label;
     opts.checkpoint = match args.checkpoint {
         Checkpoint::Fast => CheckpointMode::Fast,
@@ -122,7 +122,7 @@ async fn run_take_mysql(
     args: TakeArgs,
 ) -> anyhow::Result<()> {
     let archive = ctx.open_archive(config)?;
-    let source = mysql_source(primary)?;
+    let source = MysqlSourceOptions::from_primary(primary)?;
     let mut opts = MysqlTakeOptions::new(source.url, source.cluster_id);
     opts.label = args.label;
     opts.binlog_timeout = args.wal_timeout;

@@ -4,6 +4,7 @@
 mod archive_settings;
 mod error;
 mod load;
+mod primary_conn;
 mod secret;
 mod sections;
 mod units;

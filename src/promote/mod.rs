@@ -17,10 +17,11 @@ pub use rpo::Mode;
 pub use sequence::{Plan, PromoteOptions};
 
 use crate::archive::{Archive, Engine};
+use crate::config::PrimarySection;
 use crate::config::{Config, ConfigError};
 use crate::engines::mysql::MysqlControl;
+use crate::engines::mysql::MysqlSourceOptions;
 use crate::engines::postgres::PgControl;
-use crate::ship::{mysql_source, postgres_conn};
 use anyhow::Context as _;
 use instarec_postgres::ConnConfig;
 use std::time::Duration;
@@ -61,7 +62,11 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
         Engine::Postgres => {
             let standby = ConnConfig::from_url(standby_url.expose())
                 .with_context(|| format!("[standby] url {standby_url}"))?;
-            let primary = config.primary.as_ref().map(postgres_conn).transpose()?;
+            let primary = config
+                .primary
+                .as_ref()
+                .map(PrimarySection::postgres_conn)
+                .transpose()?;
             let application_name = config
                 .primary
                 .as_ref()
@@ -76,7 +81,7 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
             })?;
             let primary = match config.primary.as_ref() {
                 Some(p) => {
-                    let url = mysql_source(p)?.url;
+                    let url = MysqlSourceOptions::from_primary(p)?.url;
                     Some(mysql_async::Opts::from_url(&url).with_context(|| {
                         format!("[primary] url {} is not a mysql:// URL", p.url)
                     })?)

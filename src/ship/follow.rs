@@ -21,7 +21,7 @@ pub async fn epoch_primary(archive: &Archive) -> Option<String> {
 pub fn configured_addr(primary: &PrimarySection) -> Option<String> {
     match primary.engine {
         Engine::Postgres => {
-            let conn = super::postgres_conn(primary).ok()?;
+            let conn = primary.postgres_conn().ok()?;
             Some(format!("{}:{}", conn.host, conn.port))
         }
         Engine::Mysql => {

@@ -15,8 +15,6 @@ use crate::config::{Config, ConfigError, PrimarySection};
 use crate::engines::mysql::{MysqlSource, MysqlSourceOptions};
 use crate::engines::postgres::{PgSource, PgSourceOptions};
 use crate::exit;
-use anyhow::Context as _;
-use instarec_postgres::ConnConfig;
 use pipeline::{PipelineOptions, ShipSummary};
 pub use start_retry::StartPolicy;
 use std::sync::Arc;
@@ -144,7 +142,7 @@ async fn ship_once(
 ) -> anyhow::Result<ShipSummary> {
     match primary.engine {
         Engine::Postgres => {
-            let mut conn = postgres_conn(primary)?;
+            let mut conn = primary.postgres_conn()?;
             if let Some((host, port)) = redirect.and_then(split_host_port) {
                 conn.host = host;
                 conn.port = port;
@@ -168,7 +166,7 @@ async fn ship_once(
             pipeline::run(source, archive, epoch, options, metrics, shutdown).await
         }
         Engine::Mysql => {
-            let mut source_opts = mysql_source(primary)?;
+            let mut source_opts = MysqlSourceOptions::from_primary(primary)?;
             if let Some((host, port)) = redirect.and_then(split_host_port) {
                 let mut url = url::Url::parse(&source_opts.url)?;
                 url.set_host(Some(&host))?;
@@ -193,57 +191,4 @@ fn split_host_port(addr: &str) -> Option<(String, u16)> {
         host.trim_matches(['[', ']']).to_string(),
         port.parse().ok()?,
     ))
-}
-
-/// The binlog source settings from [primary]: the URL (with the password
-/// from password_file, if set), the replica server_id, semi-sync and the
-/// topology name.
-pub fn mysql_source(primary: &PrimarySection) -> anyhow::Result<MysqlSourceOptions> {
-    let mut url = url::Url::parse(primary.url.expose()).with_context(|| {
-        format!(
-            "[primary] url {} is not a URL; write it as mysql://user:password@host:port/",
-            primary.url
-        )
-    })?;
-    if let Some(password) = password_from_file(primary)? {
-        url.set_password(Some(&password)).map_err(|()| {
-            anyhow::anyhow!(
-                "[primary] url {} cannot carry a password; write it as mysql://user@host:port/",
-                primary.url
-            )
-        })?;
-    }
-    Ok(MysqlSourceOptions {
-        url: url.to_string(),
-        server_id: primary.replica_server_id(),
-        semi_sync: primary.synchronous,
-        cluster_id: primary.cluster_id.clone(),
-    })
-}
-
-/// The replication connection settings from [primary].
-pub fn postgres_conn(primary: &PrimarySection) -> anyhow::Result<ConnConfig> {
-    let mut conn = ConnConfig::from_url(primary.url.expose())
-        .with_context(|| format!("[primary] url {}", primary.url))?;
-    if let Some(password) = password_from_file(primary)? {
-        conn.password = Some(password);
-    }
-    if conn.application_name.is_none() {
-        conn.application_name = Some(primary.application_name.clone());
-    }
-    Ok(conn)
-}
-
-/// The first line of [primary] password_file, when set.
-fn password_from_file(primary: &PrimarySection) -> anyhow::Result<Option<String>> {
-    let Some(path) = &primary.password_file else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading [primary] password_file {}; create it or remove the key",
-            path.display()
-        )
-    })?;
-    Ok(Some(text.lines().next().unwrap_or("").to_string()))
 }

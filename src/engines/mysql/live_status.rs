@@ -11,7 +11,7 @@ use super::index::ChunkIndex;
 use super::position::{BinlogPoint, GtidState};
 use super::primary_status;
 use crate::config::Config;
-use crate::ship::mysql_source;
+use crate::engines::mysql::MysqlSourceOptions;
 use chrono::{DateTime, Utc};
 use instarec_mysql::{BinlogPosition, ServerFlavor};
 use mysql_async::prelude::Queryable;
@@ -72,7 +72,7 @@ pub struct Probe {
 pub async fn probe(config: &Config, timeout: Duration) -> Probe {
     let primary = async {
         let p = config.primary.as_ref()?;
-        let opts = mysql_source(p)
+        let opts = MysqlSourceOptions::from_primary(p)
             .map_err(|e| format!("{e:#}"))
             .and_then(|s| opts(&s.url, "[primary] url"));
         Some(match opts {

@@ -6,6 +6,7 @@ use super::position::{BinlogPoint, GtidState};
 use super::primary_status;
 use super::resume;
 use crate::archive::{Archive, Engine, Epoch};
+use crate::config::PrimarySection;
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::{bail, Context as _};
 use instarec_mysql::{
@@ -27,6 +28,19 @@ pub struct MysqlSourceOptions {
     pub semi_sync: bool,
     /// Names the replication topology (config [primary] cluster_id).
     pub cluster_id: Option<String>,
+}
+
+impl MysqlSourceOptions {
+    /// From [primary]: the URL (with the password from password_file, if
+    /// set), the replica server_id, semi-sync and the topology name.
+    pub fn from_primary(primary: &PrimarySection) -> anyhow::Result<MysqlSourceOptions> {
+        Ok(MysqlSourceOptions {
+            url: primary.mysql_url()?,
+            server_id: primary.replica_server_id(),
+            semi_sync: primary.synchronous,
+            cluster_id: primary.cluster_id.clone(),
+        })
+    }
 }
 
 /// How often the primary's binlog end is read for RPO bookkeeping.

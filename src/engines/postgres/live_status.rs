@@ -39,11 +39,19 @@ pub async fn probe(config: &Config, timeout: Duration) -> LiveStatus {
     let primary = async {
         let primary = config.primary.as_ref()?;
         let application = primary.application_name.clone();
-        Some(query_primary(primary.url.expose(), &application, timeout).await)
+        let conn = match primary.postgres_conn() {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(format!("{e:#}"))),
+        };
+        Some(query_primary(conn, &application, timeout).await)
     };
     let standby = async {
         let url = config.standby.as_ref()?.url.as_ref()?;
-        Some(query_standby(url.expose(), timeout).await)
+        let conn = match ConnConfig::from_url(url.expose()) {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(format!("[standby] url {url}: {e}"))),
+        };
+        Some(query_standby(conn, timeout).await)
     };
     let (primary, standby) = tokio::join!(primary, standby);
     match primary {
@@ -68,8 +76,10 @@ pub async fn probe(config: &Config, timeout: Duration) -> LiveStatus {
 }
 
 /// Connects, or says why not in the words `backup` uses for the same failure.
-async fn connect(url: &str, timeout: Duration) -> Result<(tokio_postgres::Client, String), String> {
-    let mut cfg = ConnConfig::from_url(url).map_err(|e| e.to_string())?;
+async fn connect(
+    mut cfg: ConnConfig,
+    timeout: Duration,
+) -> Result<(tokio_postgres::Client, String), String> {
     cfg.connect_timeout = Some(timeout);
     let addr = cfg.addr();
     let client = tokio::time::timeout(timeout, connect_sql(&cfg))
@@ -111,12 +121,12 @@ struct PrimaryProbe {
 /// reply (the walsender interpolates while the confirmed position is stuck),
 /// and everything after it is younger.
 async fn query_primary(
-    url: &str,
+    conn: ConnConfig,
     application: &str,
     timeout: Duration,
 ) -> Result<PrimaryProbe, String> {
     let deadline = std::time::Instant::now() + timeout;
-    let (client, addr) = connect(url, timeout).await?;
+    let (client, addr) = connect(conn, timeout).await?;
     let row = query_one(
         &client,
         &addr,
@@ -145,9 +155,12 @@ async fn query_primary(
     })
 }
 
-async fn query_standby(url: &str, timeout: Duration) -> Result<(Option<Lsn>, Option<f64>), String> {
+async fn query_standby(
+    conn: ConnConfig,
+    timeout: Duration,
+) -> Result<(Option<Lsn>, Option<f64>), String> {
     let deadline = std::time::Instant::now() + timeout;
-    let (client, addr) = connect(url, timeout).await?;
+    let (client, addr) = connect(conn, timeout).await?;
     let row = query_one(
         &client,
         &addr,
