@@ -10,6 +10,7 @@ pub mod engine;
 pub mod engines;
 pub mod error_text;
 pub mod exit;
+pub mod host_port;
 pub mod logging;
 pub mod os_user;
 pub mod promote;

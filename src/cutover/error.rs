@@ -15,8 +15,8 @@ pub enum CutoverError {
         keys: &'static str,
     },
 
-    #[error("{value:?} is not host:port ({reason}); write it like 10.0.0.5:5432 or [::1]:5432")]
-    BadAddress { value: String, reason: String },
+    #[error(transparent)]
+    BadAddress(#[from] crate::host_port::BadHostPort),
 
     #[error("cannot resolve {host}: {reason}; check the new primary's host name")]
     Resolve { host: String, reason: String },

@@ -5,7 +5,6 @@
 //! console, haproxy's runtime API, or a user hook. [`run`] applies the
 //! configured methods in order and stops at the first failure.
 
-mod address;
 mod error;
 pub mod haproxy;
 pub mod hook;
@@ -16,7 +15,7 @@ pub mod proxy_control;
 mod proxy_route;
 mod proxy_watch;
 
-pub use address::HostPort;
+pub use crate::host_port::HostPort;
 pub use error::CutoverError;
 pub use proxy::{ProxyOptions, ProxyServer};
 pub use proxy_route::{Route, RouteTable, RouteUpdate};

@@ -13,6 +13,7 @@ use crate::archive::{Archive, ArchiveError, EpochClaim};
 use crate::config::{CutoverSection, PromoteSection};
 use crate::cutover::{self, CutoverTarget};
 use crate::engine::{FencedPrimary, Reach, ServerControl};
+use crate::host_port::HostPort;
 use crate::ship::{epoch_claim, position_record};
 use anyhow::Context as _;
 use chrono::Utc;
@@ -254,7 +255,7 @@ pub async fn run<C: ServerControl>(
     };
 
     // 6. Cut clients over.
-    let (host, port) = split_host_port(&new_primary)?;
+    let HostPort { host, port } = HostPort::parse(&new_primary)?;
     let mut cutover_steps = Vec::new();
     if let Some(section) = plan.cutover {
         let target = CutoverTarget {
@@ -482,7 +483,9 @@ async fn fence_drain_stop<C: ServerControl>(
 
 async fn stop_old<C: ServerControl>(control: &C, command: &str) -> anyhow::Result<()> {
     let addr = control.old_primary_addr().unwrap_or_default();
-    let (host, port) = split_host_port(&addr).unwrap_or_default();
+    let (host, port) = HostPort::parse(&addr)
+        .map(|a| (a.host, a.port))
+        .unwrap_or_default();
     let out = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -552,14 +555,4 @@ async fn first_write<C: ServerControl>(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn split_host_port(addr: &str) -> anyhow::Result<(String, u16)> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .with_context(|| format!("{addr} is not host:port"))?;
-    let port = port
-        .parse()
-        .with_context(|| format!("{addr} has no valid port"))?;
-    Ok((host.to_string(), port))
 }

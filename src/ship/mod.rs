@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError, PrimarySection};
 use crate::engines::mysql::{MysqlSource, MysqlSourceOptions};
 use crate::engines::postgres::{PgSource, PgSourceOptions};
 use crate::exit;
+use crate::host_port::HostPort;
 use pipeline::{PipelineOptions, ShipSummary};
 pub use start_retry::StartPolicy;
 use std::sync::Arc;
@@ -143,9 +144,9 @@ async fn ship_once(
     match primary.engine {
         Engine::Postgres => {
             let mut conn = primary.postgres_conn()?;
-            if let Some((host, port)) = redirect.and_then(split_host_port) {
-                conn.host = host;
-                conn.port = port;
+            if let Some(to) = redirect.map(HostPort::parse).transpose()? {
+                conn.host = to.host;
+                conn.port = to.port;
             }
             let opts = PgSourceOptions {
                 conn,
@@ -167,11 +168,12 @@ async fn ship_once(
         }
         Engine::Mysql => {
             let mut source_opts = MysqlSourceOptions::from_primary(primary)?;
-            if let Some((host, port)) = redirect.and_then(split_host_port) {
+            if let Some(to) = redirect.map(HostPort::parse).transpose()? {
                 let mut url = url::Url::parse(&source_opts.url)?;
-                url.set_host(Some(&host))?;
-                url.set_port(Some(port))
-                    .map_err(|()| anyhow::anyhow!("cannot set port {port} on the mysql url"))?;
+                url.set_host(Some(&to.url_host()))?;
+                url.set_port(Some(to.port)).map_err(|()| {
+                    anyhow::anyhow!("cannot set port {} on the mysql url", to.port)
+                })?;
                 source_opts.url = url.to_string();
             }
             let (connected, archive) = MysqlSource::connect(source_opts, archive).await?;
@@ -183,12 +185,4 @@ async fn ship_once(
             pipeline::run(source, archive, epoch, options, metrics, shutdown).await
         }
     }
-}
-
-fn split_host_port(addr: &str) -> Option<(String, u16)> {
-    let (host, port) = addr.rsplit_once(':')?;
-    Some((
-        host.trim_matches(['[', ']']).to_string(),
-        port.parse().ok()?,
-    ))
 }

@@ -1,7 +1,14 @@
-//! `host:port` as the archive's epoch records and the control protocol write it.
+//! `host:port` as the archive's epochs, promote, ship and the cutover
+//! control protocol write it: parsed and printed here, once.
 
-use super::CutoverError;
 use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not host:port ({reason}); write it like 10.0.0.5:5432 or [::1]:5432")]
+pub struct BadHostPort {
+    pub value: String,
+    pub reason: String,
+}
 
 /// A host name or IP literal plus a port. IPv6 literals print in brackets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -19,8 +26,8 @@ impl HostPort {
     }
 
     /// Parses `host:port`, `1.2.3.4:port` or `[v6]:port`.
-    pub fn parse(value: &str) -> Result<HostPort, CutoverError> {
-        let bad = |reason: &str| CutoverError::BadAddress {
+    pub fn parse(value: &str) -> Result<HostPort, BadHostPort> {
+        let bad = |reason: &str| BadHostPort {
             value: value.to_string(),
             reason: reason.to_string(),
         };
@@ -50,8 +57,8 @@ impl HostPort {
 
     /// The host and port of a `postgres://` or `mysql://` URL, with
     /// `default_port` when the URL names none.
-    pub fn from_url(value: &str, default_port: u16) -> Result<HostPort, CutoverError> {
-        let bad = |reason: &str| CutoverError::BadAddress {
+    pub fn from_url(value: &str, default_port: u16) -> Result<HostPort, BadHostPort> {
+        let bad = |reason: &str| BadHostPort {
             value: crate::config::mask_url_password(value),
             reason: reason.to_string(),
         };
@@ -65,13 +72,20 @@ impl HostPort {
     }
 }
 
+impl HostPort {
+    /// The host as a URL spells it: IPv6 literals in brackets.
+    pub fn url_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+}
+
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
+        write!(f, "{}:{}", self.url_host(), self.port)
     }
 }
 
