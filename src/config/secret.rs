@@ -81,8 +81,10 @@ impl<'de> Deserialize<'de> for SecretUrl {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host/...` with `****`.
-/// Also masks `password=` query parameters. Anything else passes unchanged.
+/// Replaces the password of `scheme://user:password@host/...` with `****`,
+/// the one mask every message uses. Also masks query parameters that carry
+/// credentials (`password=`, `token=`, `secret=`, ...). Anything else passes
+/// unchanged.
 pub fn mask_url_password(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
@@ -103,6 +105,15 @@ pub fn mask_url_password(url: &str) -> String {
     mask_query_password(&out)
 }
 
+/// Query keys that carry credentials: password=, and the token, secret,
+/// signature and credential parameters of object-store URLs.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "token", "secret", "signature", "credential", "sig"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
 fn mask_query_password(url: &str) -> String {
     let Some(q) = url.find('?') else {
         return url.to_string();
@@ -111,7 +122,7 @@ fn mask_query_password(url: &str) -> String {
     let masked: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
+            Some((k, _)) if is_secret_key(k) => format!("{k}=****"),
             _ => pair.to_string(),
         })
         .collect();

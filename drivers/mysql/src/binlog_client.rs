@@ -309,7 +309,7 @@ fn redact(url: &str) -> String {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
                 Some(colon) => format!(
-                    "{}{}:***{}",
+                    "{}{}:****{}",
                     &url[..scheme + 3],
                     &userinfo[..colon],
                     &url[at..]
@@ -345,7 +345,7 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(
             redact("mysql://repl:s3cret@db:3306/"),
-            "mysql://repl:***@db:3306/"
+            "mysql://repl:****@db:3306/"
         );
         assert_eq!(redact("mysql://repl@db:3306/"), "mysql://repl@db:3306/");
         assert_eq!(redact("db:3306"), "db:3306");

@@ -61,7 +61,7 @@ impl std::fmt::Debug for ToolConnection {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password.as_ref().map(|_| "****"))
             .finish()
     }
 }
