@@ -6,7 +6,30 @@
 //! so each engine adapter stays a thin translation over its driver.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The database engine: what an archive's cluster record names, what
+/// `[primary] engine` and every `--engine` flag choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// PostgreSQL (initdb and postgres 15 or newer)
+    Postgres,
+    /// MySQL / MariaDB, also spelled `mariadb` (the demo runs mariadbd,
+    /// mariadb-install-db and mariabackup 10.11 or newer)
+    #[value(alias = "mariadb")]
+    Mysql,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        })
+    }
+}
 
 /// Something that happened on the replication connection.
 #[derive(Debug, Clone)]

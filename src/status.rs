@@ -3,9 +3,10 @@
 //! seen, and which backups exist; with the live servers, the lags and what
 //! a promote would lose and take.
 
-use crate::archive::{Archive, ArchiveError, Engine};
+use crate::archive::{Archive, ArchiveError};
 use crate::backup::BackupRecord;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::engines::mysql::epoch_chunks;
 use crate::engines::mysql::index::ChunkIndex;
 use crate::engines::mysql::live_status as mysql_live;
@@ -20,7 +21,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub archive: String,
-    pub engine: Option<String>,
+    pub engine: Option<Engine>,
     pub system_id: Option<String>,
     pub epoch: Option<u64>,
     pub epoch_primary: Option<String>,
@@ -133,7 +134,7 @@ pub async fn gather_within(
                 timeout - probe_timeout
             ));
             // The engine as configured: the cluster record did not answer.
-            report.engine = config.primary.as_ref().map(|p| p.engine.to_string());
+            report.engine = config.primary.as_ref().map(|p| p.engine);
             report
         }
     };
@@ -163,10 +164,10 @@ pub async fn gather_within(
 /// Adds what the live servers say to an archive-only report, waiting for
 /// each server at most `timeout`.
 pub async fn with_live(report: StatusReport, config: &Config, timeout: Duration) -> StatusReport {
-    match report.engine.as_deref() {
-        Some("postgres") => with_live_postgres(report, config, timeout).await,
-        Some("mysql") => with_live_mysql(report, config, timeout).await,
-        _ => report,
+    match report.engine {
+        Some(Engine::Postgres) => with_live_postgres(report, config, timeout).await,
+        Some(Engine::Mysql) => with_live_mysql(report, config, timeout).await,
+        None => report,
     }
 }
 
@@ -338,7 +339,7 @@ pub async fn gather(archive: &Archive) -> Result<StatusReport, ArchiveError> {
     let newest = backups.last();
     Ok(StatusReport {
         archive: archive.url().to_string(),
-        engine: cluster.as_ref().map(|c| c.engine.to_string()),
+        engine: cluster.as_ref().map(|c| c.engine),
         system_id: cluster.as_ref().map(|c| c.system_id.clone()),
         epoch: epoch.as_ref().map(|e| e.epoch.0),
         epoch_primary: epoch.as_ref().and_then(|e| e.primary.clone()),

@@ -8,9 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use instarec::archive::{
-    Archive, ArchiveError, ArchiveSettings, ClusterRecord, ClusterTag, EncryptionKey, Engine,
-    Epoch, EpochClaim, S3Settings, FORMAT_VERSION,
+    Archive, ArchiveError, ArchiveSettings, ClusterRecord, ClusterTag, EncryptionKey, Epoch,
+    EpochClaim, S3Settings, FORMAT_VERSION,
 };
+use instarec::engine::Engine;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 use support::hooked_store::{HookedStore, StoreHooks};

@@ -6,9 +6,9 @@ mod support;
 
 use bytes::Bytes;
 use instarec::archive::{
-    Archive, ArchiveError, ArchiveSettings, Compression, EncryptionKey, Engine, PutOutcome,
-    S3Settings,
+    Archive, ArchiveError, ArchiveSettings, Compression, EncryptionKey, PutOutcome, S3Settings,
 };
+use instarec::engine::Engine;
 use support::Moto;
 
 fn s3_settings(moto: &Moto, prefix: &str) -> ArchiveSettings {

@@ -2,7 +2,8 @@
 //! them: exit codes, what stdout/stderr name, and secrets that never print.
 
 use bytes::Bytes;
-use instarec::archive::{Archive, ArchiveSettings, ClusterTag, Engine};
+use instarec::archive::{Archive, ArchiveSettings, ClusterTag};
+use instarec::engine::Engine;
 use instarec::engines::postgres::layout;
 use instarec_postgres::{SegmentNo, TimelineId, WalSegmentSize};
 use std::path::{Path, PathBuf};

@@ -132,7 +132,7 @@ fn backup_under_load_with_ship_running_unpacks_and_prepares_at_an_archived_gtid(
     let rows = writer.stop();
     assert!(rows > 70);
 
-    assert_eq!(record.engine, "mysql");
+    assert_eq!(record.engine.to_string(), "mysql");
     assert_eq!(record.start_position, record.stop_position);
     let gtid: MariadbGtidPos = record
         .stop_position

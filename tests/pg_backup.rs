@@ -9,8 +9,9 @@ use support::instarec::text;
 
 use support::instarec::run as instarec;
 
-use instarec::archive::{Archive, ArchiveSettings, ClusterRecord, ClusterTag, Engine};
+use instarec::archive::{Archive, ArchiveSettings, ClusterRecord, ClusterTag};
 use instarec::backup::{layout, BackupRecord};
+use instarec::engine::Engine;
 use instarec_postgres::Lsn;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -354,7 +354,7 @@ fn an_archive_of_another_cluster_is_refused() {
     let archive = open_archive(&url);
     runtime()
         .block_on(archive.init_cluster(&instarec::archive::ClusterRecord::new(
-            instarec::archive::Engine::Postgres,
+            instarec::engine::Engine::Postgres,
             "1234567890",
         )))
         .unwrap();

@@ -6,7 +6,8 @@
 mod support;
 
 use bytes::Bytes;
-use instarec::archive::{object::payload_checksum, Archive, ArchiveSettings, ClusterTag, Engine};
+use instarec::archive::{object::payload_checksum, Archive, ArchiveSettings, ClusterTag};
+use instarec::engine::Engine;
 use instarec::engines::postgres::layout;
 use instarec_postgres::{WalFileKind, WalSegmentSize};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! an archive is readable without the encryption key. Every other object is
 //! stamped with the [`ClusterTag`] derived from it and checked on read.
 
+use crate::engine::Engine;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -17,23 +18,6 @@ pub const CLUSTER_KEY: &str = "cluster";
 
 /// The archive layout version this instarec writes and understands.
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The database engine whose log an archive holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    Postgres,
-    Mysql,
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Engine::Postgres => "postgres",
-            Engine::Mysql => "mysql",
-        })
-    }
-}
 
 /// Identity of the database system that owns an archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ pub mod retry;
 mod settings;
 mod verify;
 
-pub use cluster::{ClusterRecord, ClusterTag, Engine, CLUSTER_KEY, FORMAT_VERSION};
+pub use cluster::{ClusterRecord, ClusterTag, CLUSTER_KEY, FORMAT_VERSION};
 pub use encryption_key::EncryptionKey;
 pub use epoch::{Epoch, EpochClaim, EpochRecord, EPOCHS_PREFIX};
 pub use error::ArchiveError;

@@ -19,7 +19,8 @@ use super::chunk_upload::{ChunkUploadError, ChunkUploads};
 use super::layout;
 use super::progress::BackupProgress;
 use super::record::{BackupArchive, BackupRecord};
-use crate::archive::{Archive, ArchiveError, Engine};
+use crate::archive::{Archive, ArchiveError};
+use crate::engine::Engine;
 use crate::engines::mysql::index::ChunkIndex;
 use crate::engines::mysql::layout::{IndexKey, INDEX_PREFIX};
 use crate::engines::mysql::{primary_status, GtidState};
@@ -333,7 +334,7 @@ pub async fn take_mysql_backup(
             .label
             .clone()
             .unwrap_or_else(|| format!("instarec {id} binlog {}:{}", info.file, info.pos)),
-        engine: Engine::Mysql.to_string(),
+        engine: Engine::Mysql,
         system_id: facts.system_id,
         start_position: gtid.to_string(),
         stop_position: gtid.to_string(),

@@ -2,6 +2,7 @@
 
 use super::layout;
 use crate::archive::{Archive, ArchiveError};
+use crate::engine::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ pub struct BackupArchive {
 pub struct BackupRecord {
     pub id: String,
     pub label: String,
-    pub engine: String,
+    pub engine: Engine,
     pub system_id: String,
     /// Engine notation: "0/2000028" for PostgreSQL.
     pub start_position: String,

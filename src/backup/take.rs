@@ -14,7 +14,8 @@ use super::manifest_check::{self, ManifestCheckError};
 use super::progress::BackupProgress;
 use super::record::{BackupArchive, BackupRecord};
 use super::tar_listing::{TarError, TarFile, TarLister};
-use crate::archive::{Archive, ArchiveError, Engine};
+use crate::archive::{Archive, ArchiveError};
+use crate::engine::Engine;
 use crate::engines::postgres::archive_end;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
@@ -251,7 +252,7 @@ pub async fn take_backup(
     let record = BackupRecord {
         id: id.clone(),
         label: label.as_str().to_string(),
-        engine: Engine::Postgres.to_string(),
+        engine: Engine::Postgres,
         system_id,
         start_position: start.to_string(),
         stop_position: stop.to_string(),

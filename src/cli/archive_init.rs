@@ -1,37 +1,23 @@
 //! `instarec archive init`: bind an empty archive to one database cluster.
 
 use super::Context;
-use crate::archive::{ClusterRecord, Engine, FORMAT_VERSION};
+use crate::archive::{ClusterRecord, FORMAT_VERSION};
+use crate::engine::Engine;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Engine of the cluster [default: [primary] engine]
     #[arg(long, value_enum)]
-    pub engine: Option<EngineArg>,
+    pub engine: Option<Engine>,
     /// The cluster's identity: PostgreSQL system identifier or MySQL server uuid
     #[arg(long, value_name = "ID")]
     pub system_id: String,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum EngineArg {
-    Postgres,
-    Mysql,
-}
-
-impl From<EngineArg> for Engine {
-    fn from(e: EngineArg) -> Engine {
-        match e {
-            EngineArg::Postgres => Engine::Postgres,
-            EngineArg::Mysql => Engine::Mysql,
-        }
-    }
-}
-
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
     let engine = match (args.engine, &config.primary) {
-        (Some(e), _) => e.into(),
+        (Some(e), _) => e,
         (None, Some(p)) => p.engine,
         (None, None) => {
             anyhow::bail!("no engine given: pass --engine postgres|mysql or set [primary] engine")

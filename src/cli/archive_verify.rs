@@ -2,8 +2,9 @@
 //! PostgreSQL archive also check WAL continuity and page headers.
 
 use super::Context;
-use crate::archive::{ClusterRecord, ClusterTag, Engine};
+use crate::archive::{ClusterRecord, ClusterTag};
 use crate::backup::layout::BACKUPS_PREFIX;
+use crate::engine::Engine;
 use crate::engines::mysql::binlog_verify::{self, BinlogReport};
 use crate::engines::mysql::layout as binlog_layout;
 use crate::engines::postgres::backup_verify;

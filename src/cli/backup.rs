@@ -2,7 +2,6 @@
 //! `instarec backup list`: the committed backups, oldest first.
 
 use super::Context;
-use crate::archive::Engine;
 use crate::backup::mysql_take::{
     take_mysql_backup, MysqlBackupError, MysqlBackupOutcome, MysqlTakeOptions,
 };
@@ -11,6 +10,7 @@ use crate::backup::take::{take_backup, BackupError, BackupOutcome, TakeOptions};
 use crate::backup::BackupRecord;
 use crate::config::ConfigError;
 use crate::config::{Config, PrimarySection};
+use crate::engine::Engine;
 use crate::engines::mysql::MysqlSourceOptions;
 use clap::{Subcommand, ValueEnum};
 use instarec_postgres::CheckpointMode;
@@ -183,7 +183,7 @@ fn summary(o: &BackupOutcome) -> String {
 
 /// MySQL has no timelines: its GTID position says it all.
 fn timeline_column(b: &BackupRecord) -> String {
-    if b.engine == Engine::Mysql.to_string() {
+    if b.engine == Engine::Mysql {
         "-".to_string()
     } else {
         b.timeline.to_string()

@@ -3,19 +3,10 @@
 
 use super::signals::shutdown_on_signal;
 use super::Context;
-use crate::demo::{self, DemoEngine, DemoOptions, DemoOutcome};
+use crate::demo::{self, DemoOptions, DemoOutcome};
+use crate::engine::Engine;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Engine {
-    /// PostgreSQL (initdb and postgres 15 or newer)
-    Postgres,
-    /// MariaDB, also spelled `mariadb` (mariadbd, mariadb-install-db and
-    /// mariabackup 10.11 or newer)
-    #[value(alias = "mariadb")]
-    Mysql,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,10 +33,7 @@ pub struct Args {
 pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
     let json = args.json;
     let opts = DemoOptions {
-        engine: match args.engine {
-            Engine::Postgres => DemoEngine::Postgres,
-            Engine::Mysql => DemoEngine::Mysql,
-        },
+        engine: args.engine,
         dir: args.dir,
         keep: args.keep,
         write_for: args.write_for,

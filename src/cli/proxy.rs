@@ -1,8 +1,8 @@
 //! `instarec proxy`: the embedded cutover proxy (long-running).
 
 use super::Context;
-use crate::archive::Engine;
 use crate::cutover::{HostPort, ProxyOptions, ProxyServer};
+use crate::engine::Engine;
 use anyhow::Context as _;
 use std::net::SocketAddr;
 

@@ -3,7 +3,8 @@
 
 use super::standby::{absolute, self_restore_command};
 use super::Context;
-use crate::archive::{ClusterTag, Engine};
+use crate::archive::ClusterTag;
+use crate::engine::Engine;
 use crate::exit::{self, CodedError};
 use crate::restore::mysql::{self, MysqlRestoreOptions, MysqlTarget, ServerOptions};
 use crate::restore::pitr::{prepare, RestoreOptions};

@@ -2,8 +2,9 @@
 //! `postgres -D` runs as a hot standby fed from the archive.
 
 use super::Context;
-use crate::archive::{Archive, ClusterTag, Engine};
+use crate::archive::{Archive, ClusterTag};
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::restore::mysql::{self, MysqlRestoreError, MysqlStandbyOptions, ServerOptions, Source};
 use crate::restore::standby::{init_standby, StandbyOptions};
 use crate::restore::{restore_command, RestoreError};

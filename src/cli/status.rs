@@ -123,7 +123,7 @@ fn print_text(report: &status::StatusReport) {
     }
     println!(
         "cluster        {} {}",
-        or_none(report.engine.clone()),
+        or_none(report.engine.map(|e| e.to_string())),
         or_none(report.system_id.clone())
     );
     println!(

@@ -395,11 +395,11 @@ url = "postgres://rep:filepw@db1:5432/postgres"
         let c = sources("[primary]\nurl = \"mysql://repl@db1:3306/\"\n", &[], &[])
             .resolve()
             .unwrap();
-        assert_eq!(c.primary.unwrap().engine, crate::archive::Engine::Mysql);
+        assert_eq!(c.primary.unwrap().engine, crate::engine::Engine::Mysql);
         let c = sources("", &[], &[("primary.url", "postgres://u@db1/postgres")])
             .resolve()
             .unwrap();
-        assert_eq!(c.primary.unwrap().engine, crate::archive::Engine::Postgres);
+        assert_eq!(c.primary.unwrap().engine, crate::engine::Engine::Postgres);
         let err = sources(
             "[primary]\nengine = \"mysql\"\nurl = \"postgres://u@db1/postgres\"\n",
             &[],

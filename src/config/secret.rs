@@ -109,9 +109,16 @@ pub fn mask_url_password(url: &str) -> String {
 /// signature and credential parameters of object-store URLs.
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "token", "secret", "signature", "credential", "sig"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "password",
+        "token",
+        "secret",
+        "signature",
+        "credential",
+        "sig",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
 fn mask_query_password(url: &str) -> String {

@@ -3,7 +3,8 @@
 
 use super::secret::{Secret, SecretUrl};
 use super::units::{ByteSize, HumanDuration};
-use crate::archive::{Compression, Engine};
+use crate::archive::Compression;
+use crate::engine::Engine;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -12,23 +12,15 @@ pub mod local_postgres;
 mod mysql_story;
 mod postgres_story;
 
+use crate::engine::Engine;
 use crate::exit::CodedError;
 use anyhow::{bail, Context as _};
 use ledger_check::LedgerCheck;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Which database the demo runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DemoEngine {
-    Postgres,
-    /// MariaDB servers (the `mysql` engine).
-    Mysql,
-}
-
 pub struct DemoOptions {
-    pub engine: DemoEngine,
+    pub engine: Engine,
     /// Where everything lives; None: a new temp dir removed afterwards.
     pub dir: Option<PathBuf>,
     /// How long clients write before the crash.
@@ -42,7 +34,7 @@ pub struct DemoOptions {
 /// What the demo showed; printed by the command.
 #[derive(Debug, serde::Serialize)]
 pub struct DemoOutcome {
-    pub engine: DemoEngine,
+    pub engine: Engine,
     pub dir: String,
     /// Whether `dir` is still there for inspection.
     pub dir_kept: bool,
@@ -56,7 +48,7 @@ pub struct DemoOutcome {
 
 impl DemoOutcome {
     fn new(
-        engine: DemoEngine,
+        engine: Engine,
         work: &WorkDir,
         check: LedgerCheck,
         promote_report: serde_json::Value,
@@ -81,8 +73,8 @@ pub async fn run(opts: DemoOptions, say: impl Fn(&str)) -> anyhow::Result<DemoOu
     let work = WorkDir::create(&opts)?;
     say(&format!("working in {}", work.path.display()));
     match opts.engine {
-        DemoEngine::Postgres => postgres_story::run(&opts, &work, &say).await,
-        DemoEngine::Mysql => mysql_story::run(&opts, &work, &say).await,
+        Engine::Postgres => postgres_story::run(&opts, &work, &say).await,
+        Engine::Mysql => mysql_story::run(&opts, &work, &say).await,
     }
 }
 

@@ -6,9 +6,8 @@
 use super::child::InstarecChild;
 use super::ledger::{Ledger, LedgerDb};
 use super::local_mariadb::{LocalMariadb, MariadbTools};
-use super::{
-    ledger_check, promote_report, wait_for_port, DemoEngine, DemoOptions, DemoOutcome, WorkDir,
-};
+use super::{ledger_check, promote_report, wait_for_port, DemoOptions, DemoOutcome, WorkDir};
+use crate::engine::Engine;
 use anyhow::Context as _;
 use mysql_async::prelude::Queryable as _;
 use std::path::{Path, PathBuf};
@@ -135,7 +134,7 @@ pub async fn run(
         ledger_check::check_new_primary(&new_primary, &acknowledged, &report, started).await?;
     standby.stop();
     primary.stop();
-    Ok(DemoOutcome::new(DemoEngine::Mysql, work, check, report))
+    Ok(DemoOutcome::new(Engine::Mysql, work, check, report))
 }
 
 /// The demo's config; [standby] once the standby runs. Rewritten whole,

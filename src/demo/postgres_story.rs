@@ -5,9 +5,8 @@
 use super::child::InstarecChild;
 use super::ledger::{self, Ledger, LedgerDb};
 use super::local_postgres::{find_bin_dir, LocalPostgres};
-use super::{
-    ledger_check, promote_report, wait_for_port, DemoEngine, DemoOptions, DemoOutcome, WorkDir,
-};
+use super::{ledger_check, promote_report, wait_for_port, DemoOptions, DemoOutcome, WorkDir};
+use crate::engine::Engine;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -109,7 +108,7 @@ pub async fn run(
         ledger_check::check_new_primary(&new_primary, &acknowledged, &report, started).await?;
     standby.stop();
     primary.stop();
-    Ok(DemoOutcome::new(DemoEngine::Postgres, work, check, report))
+    Ok(DemoOutcome::new(Engine::Postgres, work, check, report))
 }
 
 fn write_config(

@@ -16,9 +16,10 @@ pub use report::PromoteReport;
 pub use rpo::Mode;
 pub use sequence::{Plan, PromoteOptions};
 
-use crate::archive::{Archive, Engine};
+use crate::archive::Archive;
 use crate::config::PrimarySection;
 use crate::config::{Config, ConfigError};
+use crate::engine::Engine;
 use crate::engines::mysql::MysqlControl;
 use crate::engines::mysql::MysqlSourceOptions;
 use crate::engines::postgres::PgControl;

@@ -131,6 +131,7 @@ pub async fn prepare(archive: &Archive, opts: &RestoreOptions) -> Result<Prepare
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
     use chrono::{DateTime, Duration};
     use instarec_postgres::lsn::Lsn;
 
@@ -141,7 +142,7 @@ mod tests {
         BackupRecord {
             id: "a".into(),
             label: "a".into(),
-            engine: "postgres".into(),
+            engine: Engine::Postgres,
             system_id: "1".into(),
             start_position: "0/2000028".into(),
             stop_position: "0/2000100".into(),

@@ -86,6 +86,7 @@ pub fn choose_backup<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Engine;
 
     fn backup(id: &str, stop: &str, at: &str) -> BackupRecord {
         let t = DateTime::parse_from_rfc3339(at)
@@ -94,7 +95,7 @@ mod tests {
         BackupRecord {
             id: id.into(),
             label: id.into(),
-            engine: "postgres".into(),
+            engine: Engine::Postgres,
             system_id: "1".into(),
             start_position: stop.into(),
             stop_position: stop.into(),

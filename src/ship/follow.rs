@@ -1,8 +1,9 @@
 //! `follow_promotions`: which primary a shipper ships from once a promote
 //! has named a new one in the archive's epoch.
 
-use crate::archive::{Archive, Engine};
+use crate::archive::Archive;
 use crate::config::PrimarySection;
+use crate::engine::Engine;
 
 /// The primary (host:port) the archive's current epoch names, if any. An
 /// archive that cannot be read now leaves the choice to [primary] url: the

@@ -10,8 +10,9 @@ pub mod position_record;
 pub mod start_retry;
 pub mod superseded;
 
-use crate::archive::{Archive, Engine};
+use crate::archive::Archive;
 use crate::config::{Config, ConfigError, PrimarySection};
+use crate::engine::Engine;
 use crate::engines::mysql::{MysqlSource, MysqlSourceOptions};
 use crate::engines::postgres::{PgSource, PgSourceOptions};
 use crate::exit;

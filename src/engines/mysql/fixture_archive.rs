@@ -2,7 +2,8 @@
 //! real MySQL binlog files (drivers/mysql/testdata), cut after every
 //! event, in a memory:// archive.
 
-use crate::archive::{Archive, ArchiveSettings, Engine};
+use crate::archive::{Archive, ArchiveSettings};
+use crate::engine::Engine;
 use crate::engines::mysql::chunk_buffer::tests::{mysql_start, streamed, MYSQL_8_0_26};
 
 pub(crate) const MYSQL_8_0_40_PREVIOUS_GTIDS: &[u8] =

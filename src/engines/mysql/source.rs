@@ -5,8 +5,9 @@ use super::chunk_buffer::{ChunkBuffer, Pushed};
 use super::position::{BinlogPoint, GtidState};
 use super::primary_status;
 use super::resume;
-use crate::archive::{Archive, Engine, Epoch};
+use crate::archive::{Archive, Epoch};
 use crate::config::PrimarySection;
+use crate::engine::Engine;
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::{bail, Context as _};
 use instarec_mysql::{

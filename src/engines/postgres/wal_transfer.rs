@@ -2,7 +2,8 @@
 //! `wal-fetch %f %p`, drop-in like WAL-G's and pgBackRest's.
 
 use super::layout;
-use crate::archive::{Archive, ArchiveError, ClusterTag, Engine, PutOutcome};
+use crate::archive::{Archive, ArchiveError, ClusterTag, PutOutcome};
+use crate::engine::Engine;
 use bytes::{Bytes, BytesMut};
 use instarec_postgres::page::XLogPageHeader;
 use instarec_postgres::segment::WalSegmentSize;

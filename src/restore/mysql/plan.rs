@@ -6,6 +6,7 @@ use super::binlog_reach::{self, covers, ArchiveEnd, Reach};
 use super::error::MysqlRestoreError;
 use crate::archive::Archive;
 use crate::backup::BackupRecord;
+use crate::engine::Engine;
 use crate::relay::{BinlogArchive, UntilTarget};
 use crate::restore::{backup_source, RestoreError};
 use chrono::{DateTime, Utc};
@@ -81,7 +82,7 @@ pub async fn plan(
     let backups: Vec<BackupRecord> = backup_source::backups(archive, backup_id)
         .await?
         .into_iter()
-        .filter(|b| b.engine == "mysql")
+        .filter(|b| b.engine == Engine::Mysql)
         .collect();
     let mut candidates = Vec::new();
     for b in backups {

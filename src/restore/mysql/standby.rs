@@ -12,6 +12,7 @@ use super::replication::{self, Source};
 use super::session::Session;
 use crate::archive::Archive;
 use crate::backup::BackupRecord;
+use crate::engine::Engine;
 use crate::restore::{backup_source, RestoreError};
 use instarec_mysql::MariadbGtidPos;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ pub async fn init(
         .await?
         .into_iter()
         .rev()
-        .find(|b| b.engine == "mysql")
+        .find(|b| b.engine == Engine::Mysql)
         .ok_or(RestoreError::NoBackup)?;
     let gtid = backup_gtid(&backup)?;
     let owner = data_dir::owner(&opts.os_user)?;
