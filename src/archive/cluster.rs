@@ -134,6 +134,19 @@ impl Archive {
         }
     }
 
+    /// Reads the cluster record and binds to it, so every object read
+    /// afterwards is checked to be that cluster's. An archive without one
+    /// is `NoClusterRecord`.
+    pub async fn bound(&self) -> Result<(Archive, ClusterRecord), ArchiveError> {
+        let record = self
+            .read_cluster()
+            .await?
+            .ok_or_else(|| ArchiveError::NoClusterRecord {
+                url: self.url().to_string(),
+            })?;
+        Ok((self.bind_cluster(record.tag()), record))
+    }
+
     /// Binds this handle to the archive of `engine`/`system_id`, creating the
     /// cluster record if the archive has none.
     pub async fn open_cluster(

@@ -14,7 +14,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let archive = ctx.open_existing_archive(&config).await?;
+    let (archive, _) = ctx.open_existing_archive(&config).await?;
     let entries = archive.list(&args.prefix).await?;
     for e in &entries {
         if args.json {

@@ -2,7 +2,7 @@
 //! PostgreSQL archive also check WAL continuity and page headers.
 
 use super::Context;
-use crate::archive::{ClusterRecord, ClusterTag};
+use crate::archive::ClusterRecord;
 use crate::backup::layout::BACKUPS_PREFIX;
 use crate::engine::Engine;
 use crate::engines::mysql::binlog_verify::{self, BinlogReport};
@@ -24,47 +24,40 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let mut archive = ctx.open_existing_archive(&config).await?;
-    // Bind to the recorded cluster so every object's cluster tag is checked.
-    let cluster = archive.read_cluster().await?;
-    if let Some(c) = &cluster {
-        archive = archive.bind_cluster(ClusterTag::of(c.engine, &c.system_id));
-    }
+    let (archive, cluster) = ctx.open_existing_archive(&config).await?;
     let report = archive.verify_all(&args.prefix).await?;
     let mut faults: Vec<(String, String)> = report
         .faults
         .iter()
         .map(|(key, err)| (key.clone(), err.to_string()))
         .collect();
-    let wal = match &cluster {
-        Some(c) if c.engine == Engine::Postgres && covers_wal(&args.prefix) => {
-            let wal = wal_verify::verify_wal(&archive, &c.system_id).await?;
-            merge_wal_faults(&mut faults, &wal, &args.prefix);
-            Some(wal)
-        }
-        _ => None,
+    let c = &cluster;
+    let wal = if c.engine == Engine::Postgres && covers_wal(&args.prefix) {
+        let wal = wal_verify::verify_wal(&archive, &c.system_id).await?;
+        merge_wal_faults(&mut faults, &wal, &args.prefix);
+        Some(wal)
+    } else {
+        None
     };
-    let binlog = match &cluster {
-        Some(c) if c.engine == Engine::Mysql && covers_binlog(&args.prefix) => {
-            let binlog = binlog_verify::verify_binlog(&archive).await?;
-            merge_binlog_faults(&mut faults, &binlog, &args.prefix);
-            Some(binlog)
-        }
-        _ => None,
+    let binlog = if c.engine == Engine::Mysql && covers_binlog(&args.prefix) {
+        let binlog = binlog_verify::verify_binlog(&archive).await?;
+        merge_binlog_faults(&mut faults, &binlog, &args.prefix);
+        Some(binlog)
+    } else {
+        None
     };
-    let backups = match &cluster {
-        Some(c) if c.engine == Engine::Postgres && covers_backups(&args.prefix) => {
-            let size = wal.as_ref().and_then(|w| w.segment_size);
-            let (count, found) = backup_verify::verify_backups(&archive, size).await?;
-            for (key, message) in found {
-                if !faults.iter().any(|(k, _)| *k == key) {
-                    faults.push((key, message));
-                }
+    let backups = if c.engine == Engine::Postgres && covers_backups(&args.prefix) {
+        let size = wal.as_ref().and_then(|w| w.segment_size);
+        let (count, found) = backup_verify::verify_backups(&archive, size).await?;
+        for (key, message) in found {
+            if !faults.iter().any(|(k, _)| *k == key) {
+                faults.push((key, message));
             }
-            faults.sort_by(|a, b| a.0.cmp(&b.0));
-            Some(count)
         }
-        _ => None,
+        faults.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(count)
+    } else {
+        None
     };
     if args.json {
         print_json(
@@ -76,7 +69,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             binlog.as_ref(),
         );
     } else {
-        print_text(&archive, &report, &faults, wal.as_ref(), cluster.as_ref());
+        print_text(&archive, &report, &faults, wal.as_ref(), &cluster);
         if let Some(b) = &binlog {
             println!(
                 "binlog: {} chunks, {} events in {} files of {} epoch(s) checked (tiling, CRC32, GTID sequence, indexes)",
@@ -189,15 +182,12 @@ fn print_text(
     report: &crate::archive::VerifyReport,
     faults: &[(String, String)],
     wal: Option<&WalReport>,
-    cluster: Option<&ClusterRecord>,
+    cluster: &ClusterRecord,
 ) {
     for (key, error) in faults {
         println!("FAULT {key}: {error}");
     }
-    let owner = match cluster {
-        Some(c) => format!("{} system {}", c.engine, c.system_id),
-        None => "no cluster record".into(),
-    };
+    let owner = format!("{} system {}", cluster.engine, cluster.system_id);
     println!(
         "{}: {} objects, {} bytes, {} faults ({owner})",
         archive.url(),

@@ -192,7 +192,7 @@ fn timeline_column(b: &BackupRecord) -> String {
 
 async fn run_list(ctx: &Context, args: ListArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let archive = ctx.open_existing_archive(&config).await?;
+    let (archive, _) = ctx.open_existing_archive(&config).await?;
     let backups = BackupRecord::list(&archive).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&backups)?);

@@ -1,7 +1,7 @@
 //! What every command gets: the config sources and a way to open the archive.
 
 use super::Cli;
-use crate::archive::{Archive, ArchiveError};
+use crate::archive::{Archive, ClusterRecord};
 use crate::config::{Config, ConfigSources};
 use anyhow::Context as _;
 
@@ -39,17 +39,14 @@ impl Context {
         Ok(Archive::open_existing(&settings)?)
     }
 
-    /// The archive for a read-only command: it must exist and hold a
+    /// The archive for a command that reads it: it must exist and hold a
     /// cluster record (a mistyped URL is an error, and nothing is created).
-    pub async fn open_existing_archive(&self, config: &Config) -> anyhow::Result<Archive> {
+    /// Bound to that cluster, so every object read is checked to be its.
+    pub async fn open_existing_archive(
+        &self,
+        config: &Config,
+    ) -> anyhow::Result<(Archive, ClusterRecord)> {
         let settings = config.archive.settings()?;
-        let archive = Archive::open_existing(&settings)?;
-        if archive.read_cluster().await?.is_none() {
-            return Err(ArchiveError::NoClusterRecord {
-                url: archive.url().to_string(),
-            }
-            .into());
-        }
-        Ok(archive)
+        Ok(Archive::open_existing(&settings)?.bound().await?)
     }
 }

@@ -2,7 +2,6 @@
 //! the replication protocol (long-running).
 
 use super::Context;
-use crate::archive::Archive;
 use crate::relay::{RelayOptions, RelayServer};
 use anyhow::Context as _;
 use instarec_mysql::relay::Credentials;
@@ -28,21 +27,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         },
     );
     options.poll_interval = relay.poll_interval.0;
-    let archive = bound(ctx.open_existing_archive(&config).await?).await?;
+    let (archive, _) = ctx.open_existing_archive(&config).await?;
     let server = RelayServer::bind(options, archive).await?;
     let shutdown = super::signals::shutdown_on_signal("the relay");
     server.serve(shutdown).await;
     Ok(())
-}
-
-/// The archive bound to the cluster it records: every object read must be
-/// that cluster's.
-async fn bound(archive: Archive) -> anyhow::Result<Archive> {
-    let record = archive.read_cluster().await?.with_context(|| {
-        format!(
-            "archive {} has no cluster record; run `instarec ship` for the primary first",
-            archive.url()
-        )
-    })?;
-    Ok(archive.bind_cluster(record.tag()))
 }

@@ -3,7 +3,6 @@
 
 use super::standby::{absolute, self_restore_command};
 use super::Context;
-use crate::archive::ClusterTag;
 use crate::engine::Engine;
 use crate::exit::{self, CodedError};
 use crate::restore::mysql::{self, MysqlRestoreOptions, MysqlTarget, ServerOptions};
@@ -106,8 +105,8 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 
 pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let archive = ctx.open_existing_archive(&config).await?;
-    if archive.read_cluster().await?.map(|c| c.engine) == Some(Engine::Mysql) {
+    let (archive, cluster) = ctx.open_existing_archive(&config).await?;
+    if cluster.engine == Engine::Mysql {
         return run_mysql(args, archive).await;
     }
     if args.to_gtid.is_some() {
@@ -241,11 +240,6 @@ async fn run_mysql(args: Args, archive: crate::archive::Archive) -> anyhow::Resu
         ),
         _ => MysqlTarget::Latest,
     };
-    let record = archive
-        .read_cluster()
-        .await?
-        .context("the archive lost its cluster record")?;
-    let archive = archive.bind_cluster(ClusterTag::of(record.engine, &record.system_id));
     let data_dir = absolute(&args.data_dir)?;
     let mut server = ServerOptions::new(mysql::REPLAY_SERVER_ID);
     server.port = args.port;

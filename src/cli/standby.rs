@@ -2,7 +2,7 @@
 //! `postgres -D` runs as a hot standby fed from the archive.
 
 use super::Context;
-use crate::archive::{Archive, ClusterTag};
+use crate::archive::Archive;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::restore::mysql::{self, MysqlRestoreError, MysqlStandbyOptions, ServerOptions, Source};
@@ -68,7 +68,7 @@ async fn run_init(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
     let archive = ctx.open_archive(&config)?;
     if let Some(record) = archive.read_cluster().await? {
         if record.engine == Engine::Mysql {
-            let archive = archive.bind_cluster(ClusterTag::of(record.engine, &record.system_id));
+            let archive = archive.bind_cluster(record.tag());
             return run_init_mysql(&config, archive, args).await;
         }
     }

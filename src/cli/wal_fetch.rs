@@ -37,6 +37,6 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 
 async fn fetch(ctx: &Context, args: &Args) -> anyhow::Result<Fetched> {
     let config = ctx.config()?;
-    let archive = ctx.open_existing_archive(&config).await?;
+    let (archive, _) = ctx.open_existing_archive(&config).await?;
     Ok(wal_transfer::fetch(&archive, &args.name, &args.dest, args.partial).await?)
 }

@@ -2,13 +2,13 @@
 //! and segment is checked to belong to it), and its committed backups.
 
 use super::error::RestoreError;
-use crate::archive::{Archive, ArchiveError, ClusterTag};
+use crate::archive::{Archive, ArchiveError};
 use crate::backup::BackupRecord;
 
 /// `archive` bound to the cluster its record names.
 pub async fn bind(archive: &Archive) -> Result<Archive, RestoreError> {
     match archive.read_cluster().await? {
-        Some(rec) => Ok(archive.bind_cluster(ClusterTag::of(rec.engine, &rec.system_id))),
+        Some(rec) => Ok(archive.bind_cluster(rec.tag())),
         None => Err(RestoreError::Uninitialized {
             url: archive.url().to_string(),
         }),

@@ -2,7 +2,7 @@
 //! `wal-fetch %f %p`, drop-in like WAL-G's and pgBackRest's.
 
 use super::layout;
-use crate::archive::{Archive, ArchiveError, ClusterTag, PutOutcome};
+use crate::archive::{Archive, ArchiveError, PutOutcome};
 use crate::engine::Engine;
 use bytes::{Bytes, BytesMut};
 use instarec_postgres::page::XLogPageHeader;
@@ -235,7 +235,7 @@ async fn bind_checked(
 
 async fn bind_recorded(archive: &Archive) -> Result<Archive, TransferError> {
     match archive.read_cluster().await? {
-        Some(rec) => Ok(archive.bind_cluster(ClusterTag::of(rec.engine, &rec.system_id))),
+        Some(rec) => Ok(archive.bind_cluster(rec.tag())),
         None => Err(TransferError::Uninitialized(archive.url().to_string())),
     }
 }
