@@ -2,6 +2,7 @@
 //! environment variables, overridden by CLI flags. Unknown keys are errors.
 
 mod archive_settings;
+mod derived;
 mod error;
 mod load;
 mod primary_conn;

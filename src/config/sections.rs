@@ -274,12 +274,12 @@ pub struct RelaySection {
 }
 
 impl RelaySection {
-    fn default_poll_interval() -> HumanDuration {
+    pub(super) fn default_poll_interval() -> HumanDuration {
         HumanDuration(Duration::from_millis(200))
     }
 }
 
-mod defaults {
+pub(super) mod defaults {
     use super::*;
 
     pub fn slot() -> String {

@@ -25,7 +25,6 @@ use crate::engines::mysql::MysqlSourceOptions;
 use crate::engines::postgres::PgControl;
 use anyhow::Context as _;
 use instarec_postgres::ConnConfig;
-use std::time::Duration;
 
 /// Promotes [standby] per `config`; the report says what it achieved.
 pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Result<PromoteReport> {
@@ -41,24 +40,18 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
         promote: &config.promote,
         cutover: config.cutover.as_ref(),
         synchronous: config.primary.as_ref().is_some_and(|p| p.synchronous),
-        failover_settle: config
-            .promote
-            .failover_settle
-            .map(|d| d.0)
-            .unwrap_or_else(|| {
-                let flush = config
-                    .primary
-                    .as_ref()
-                    .map(|p| p.flush_interval.0)
-                    .unwrap_or(Duration::from_millis(200));
-                flush * 2 + Duration::from_millis(100)
-            }),
+        failover_settle: config.failover_settle(),
     };
-    let engine = config
-        .primary
-        .as_ref()
-        .map(|p| p.engine)
-        .unwrap_or(Engine::Postgres);
+    // The archive's cluster record says which engine; [primary] engine
+    // only where the archive has none yet (the check step then refuses).
+    let engine = match archive.read_cluster().await? {
+        Some(record) => record.engine,
+        None => config
+            .primary
+            .as_ref()
+            .map(|p| p.engine)
+            .unwrap_or(Engine::Postgres),
+    };
     match engine {
         Engine::Postgres => {
             let standby = ConnConfig::from_url(standby_url.expose())
@@ -68,12 +61,7 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
                 .as_ref()
                 .map(PrimarySection::postgres_conn)
                 .transpose()?;
-            let application_name = config
-                .primary
-                .as_ref()
-                .map(|p| p.application_name.clone())
-                .unwrap_or_else(|| "instarec".into());
-            let control = PgControl::new(primary, standby, application_name);
+            let control = PgControl::new(primary, standby, config.shipper_application_name());
             sequence::run(&control, plan, options).await
         }
         Engine::Mysql => {
@@ -90,13 +78,9 @@ pub async fn promote(config: &Config, options: &PromoteOptions) -> anyhow::Resul
                 None => None,
             };
             let cluster_id = config.primary.as_ref().and_then(|p| p.cluster_id.clone());
-            // The relay feeds the replica; without a [relay] section, its default.
-            let relay_poll = config
-                .relay
-                .as_ref()
-                .map(|r| r.poll_interval.0)
-                .unwrap_or(Duration::from_millis(200));
-            let control = MysqlControl::new(primary, standby, cluster_id, relay_poll);
+            // The relay feeds the replica.
+            let control =
+                MysqlControl::new(primary, standby, cluster_id, config.relay_poll_interval());
             sequence::run(&control, plan, options).await
         }
     }
