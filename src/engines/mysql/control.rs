@@ -16,6 +16,7 @@
 use super::epoch_chunks::{self, Reached};
 use super::gtid_point::GtidPoint;
 use super::primary_status;
+use super::server_addr::server_addr as addr;
 use crate::archive::{Archive, Epoch};
 use crate::engine::{
     FencedPrimary, LostTransactions, Promoted, Reach, ServerControl, ServerIdentity,
@@ -135,11 +136,6 @@ impl MysqlControl {
             None => (None, None),
         })
     }
-}
-
-fn addr(opts: &Opts) -> String {
-    // The spelling `ship` records in epochs (BinlogClient::addr).
-    format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port())
 }
 
 fn gtid_pos(text: Option<String>, what: &str) -> anyhow::Result<MariadbGtidPos> {

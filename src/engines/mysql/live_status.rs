@@ -10,6 +10,7 @@
 use super::index::ChunkIndex;
 use super::position::{BinlogPoint, GtidState};
 use super::primary_status;
+use super::server_addr::server_addr as addr;
 use crate::config::Config;
 use crate::engines::mysql::MysqlSourceOptions;
 use chrono::{DateTime, Utc};
@@ -98,10 +99,6 @@ fn opts(url: &str, what: &str) -> Result<Opts, String> {
     Opts::from_url(url).map_err(|e| {
         format!("{what} is not a mysql:// URL ({e}); write it as mysql://user:password@host:port/")
     })
-}
-
-fn addr(opts: &Opts) -> String {
-    format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port())
 }
 
 async fn within_timeout<T>(

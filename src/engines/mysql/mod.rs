@@ -14,6 +14,7 @@ pub mod live_status;
 pub mod position;
 pub mod primary_status;
 pub mod resume;
+pub mod server_addr;
 pub mod source;
 
 pub use control::MysqlControl;
