@@ -1,6 +1,7 @@
 //! instarec: log shipping into object storage, hot standbys, promote and PITR.
 
 pub mod archive;
+pub mod backoff;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -68,7 +68,7 @@ async fn ship_with(
     );
     options.stall_warning = config.archive.stall_warning.0;
     let mut redirect: Option<String> = None;
-    let mut start_backoff = start_retry::Backoff::default();
+    let mut start_backoff = start_retry::start_backoff();
     loop {
         if primary.follow_promotions {
             // A shipper (re)started after a failover, by hand or by a service
@@ -80,7 +80,7 @@ async fn ship_with(
                 if other.is_some() && other != redirect {
                     tracing::warn!(primary = other.as_deref().unwrap_or_default(), "the archive's current epoch names another primary than [primary] url: shipping from it (follow_promotions)");
                     redirect = other;
-                    start_backoff = start_retry::Backoff::default();
+                    start_backoff.reset();
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! both at boot) waits for it with backoff, as a running shipper does after
 //! losing its connection, and says so in the log on every attempt.
 
+use crate::backoff::Backoff;
 use instarec_mysql::MysqlError;
 use instarec_postgres::PgError;
 use std::time::Duration;
@@ -20,29 +21,8 @@ pub enum StartPolicy {
 }
 
 /// Doubling delays from 0.5 s up to 30 s.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-    pub attempt: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            next: FIRST_DELAY,
-            attempt: 0,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.attempt += 1;
-        self.next = (self.next * 2).min(MAX_DELAY);
-        delay
-    }
+pub fn start_backoff() -> Backoff {
+    Backoff::new(FIRST_DELAY, MAX_DELAY)
 }
 
 /// Whether `err` says only that the primary could not be reached (which
@@ -62,20 +42,4 @@ pub fn is_unreachable(err: &anyhow::Error) -> bool {
             Some(MysqlError::Connect { .. } | MysqlError::Io { .. } | MysqlError::Closed { .. })
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_double_up_to_the_cap() {
-        let mut b = Backoff::default();
-        let delays: Vec<u64> = (0..9).map(|_| b.next_delay().as_millis() as u64).collect();
-        assert_eq!(
-            delays,
-            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
-        );
-        assert_eq!(b.attempt, 9);
-    }
 }

@@ -6,6 +6,7 @@ use super::position::{BinlogPoint, GtidState};
 use super::primary_status;
 use super::resume;
 use crate::archive::{Archive, Epoch};
+use crate::backoff::Backoff;
 use crate::config::PrimarySection;
 use crate::engine::Engine;
 use crate::engine::{Cut, LogSource, SourceEvent};
@@ -46,7 +47,6 @@ impl MysqlSourceOptions {
 
 /// How often the primary's binlog end is read for RPO bookkeeping.
 const PRIMARY_POLL: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Connected and bound to the topology's archive; nothing written yet.
 pub struct MysqlConnected {
@@ -141,7 +141,7 @@ impl MysqlConnected {
             primary_rx,
             primary_watch_open: true,
             by_file,
-            backoff: Duration::from_millis(100),
+            backoff: Backoff::reconnect(),
         })
     }
 }
@@ -161,7 +161,7 @@ pub struct MysqlSource {
     /// Resume by file offset (exact, on the server we stream from) rather
     /// than by GTID state.
     by_file: bool,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl MysqlSource {
@@ -191,15 +191,14 @@ impl MysqlSource {
                 Ok(stream) => {
                     tracing::info!(gtid = %self.buffer.complete().gtid, position = %self.buffer.complete().at, "reconnected to the primary");
                     self.stream = Some(stream);
-                    self.backoff = Duration::from_millis(100);
+                    self.backoff.reset();
                     return Ok(());
                 }
                 Err(e) if is_fatal(&e) => return Err(e),
                 Err(e) => {
-                    let wait = self.backoff;
+                    let wait = self.backoff.next_delay();
                     tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "primary unreachable, reconnecting");
                     tokio::time::sleep(wait).await;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }

@@ -7,6 +7,7 @@ use super::resume;
 use super::segment_buffer::SegmentBuffer;
 use super::timeline_history;
 use crate::archive::Archive;
+use crate::backoff::Backoff;
 use crate::engine::Engine;
 use crate::engine::{Cut, LogSource, SourceEvent};
 use anyhow::{bail, Context as _};
@@ -21,7 +22,6 @@ use instarec_postgres::replication::stream::WalStream;
 use instarec_postgres::replication::system_identity::SystemIdentity;
 use instarec_postgres::replication::timestamp::PgTimestamp;
 use instarec_postgres::segment::WalSegmentSize;
-use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct PgSourceOptions {
@@ -40,10 +40,8 @@ pub struct PgSource {
     ready_bytes: u64,
     superseded: Vec<String>,
     durable: Lsn,
-    backoff: Duration,
+    backoff: Backoff,
 }
-
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Connected and bound to the cluster, but nothing written yet: the caller
 /// checks its fencing epoch before `start` writes anything.
@@ -161,7 +159,7 @@ impl PgConnected {
             ready_bytes,
             superseded,
             durable,
-            backoff: Duration::from_millis(100),
+            backoff: Backoff::reconnect(),
         })
     }
 }
@@ -200,15 +198,14 @@ impl PgSource {
                 Ok(stream) => {
                     tracing::info!(lsn = %self.buffer.end(), "reconnected to the primary");
                     self.stream = Some(stream);
-                    self.backoff = Duration::from_millis(100);
+                    self.backoff.reset();
                     return Ok(());
                 }
                 Err(e) if is_fatal(&e) => return Err(e),
                 Err(e) => {
-                    let wait = self.backoff + jitter(self.backoff);
+                    let wait = self.backoff.next_delay();
                     tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "primary unreachable, reconnecting");
                     tokio::time::sleep(wait).await;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -278,10 +275,6 @@ fn is_fatal(e: &anyhow::Error) -> bool {
         Some(PgError::Server { code, .. }) => code == "58P01" || code == "42704",
         _ => false,
     }
-}
-
-fn jitter(base: Duration) -> Duration {
-    Duration::from_millis(rand::random_range(0..=base.as_millis() as u64 / 2))
 }
 
 #[async_trait::async_trait]
