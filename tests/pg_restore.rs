@@ -84,9 +84,16 @@ fn wait_archived(pg: &Postgres) {
 fn restore_and_start(s: &Setup, args: &[&str]) -> (serde_json::Value, Postgres) {
     let scratch = new_scratch_dir();
     let data = scratch.path().join("data");
+    let bin_dir = support::postgres::server_bin_dir();
     let mut all = vec!["restore", "--data-dir", data.to_str().unwrap()];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--start", "--json"]);
+    // The server binaries under test, not whichever postgres is on PATH.
+    all.extend_from_slice(&[
+        "--start",
+        "--json",
+        "--pg-bin-dir",
+        bin_dir.to_str().unwrap(),
+    ]);
     let out = instarec(&s.config, &all);
     assert!(
         out.status.success(),

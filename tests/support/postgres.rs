@@ -1,4 +1,10 @@
-//! A throwaway PostgreSQL 15 server on 127.0.0.1, in its own scratch dir.
+//! A throwaway PostgreSQL server on 127.0.0.1, in its own scratch dir.
+//!
+//! The server binaries (initdb, pg_ctl, postgres) come from
+//! `$INSTAREC_TEST_PG_BIN` (default: Debian's PostgreSQL 15), so the same
+//! tests run on every supported major; scripts/test points it at 16, 17 and
+//! 18. Client tools (psql, pg_basebackup, pgbench, pg_waldump) always come
+//! from Debian's 15: the npm builds of other majors ship only the server.
 //!
 //! Scratch layout: `data/` (PGDATA), `server.log` (the postmaster's stderr),
 //! and the Unix socket. fsync stays on: tests kill -9 servers and check what
@@ -13,8 +19,12 @@ use super::postgres_shm::OrphanedShm;
 use super::process::{free_port, log_tail, GroupChild};
 use super::service_user::{scratch_dir, service_user, ServiceUser};
 
-/// Where Debian puts the PostgreSQL 15 server binaries.
-pub const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Where Debian puts PostgreSQL 15: the client tools, and the default server.
+pub const DEBIAN_PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Names the dir holding the server binaries the tests run.
+pub const PG_BIN_ENV: &str = "INSTAREC_TEST_PG_BIN";
+/// The binaries taken from `$INSTAREC_TEST_PG_BIN`; everything else is a client tool.
+const SERVER_BINARIES: &[&str] = &["initdb", "pg_ctl", "postgres"];
 const PG_PACKAGE: &str = "postgresql-15";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(60);
@@ -33,7 +43,7 @@ pub struct PgOptions {
     pub wal_segment_size_mb: Option<u32>,
 }
 
-/// A running (or stopped) PostgreSQL 15 server; killed and deleted on drop.
+/// A running (or stopped) PostgreSQL server; killed and deleted on drop.
 #[derive(Debug)]
 pub struct Postgres {
     // Field order matters: the server must be gone before its directory is removed.
@@ -48,13 +58,72 @@ pub struct Postgres {
     scratch: tempfile::TempDir,
 }
 
-/// A PostgreSQL 15 binary: the versioned server dir first, then PATH.
+/// The dir of the server binaries under test: `$INSTAREC_TEST_PG_BIN`, else Debian's 15.
+pub fn server_bin_dir() -> PathBuf {
+    match std::env::var_os(PG_BIN_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEBIAN_PG_BIN_DIR),
+    }
+}
+
+/// A PostgreSQL binary: a server binary from [`server_bin_dir`] (which must
+/// have it), a client tool from Debian's 15 dir, then PATH.
 pub fn pg_bin(name: &str) -> PathBuf {
-    let versioned = Path::new(PG_BIN_DIR).join(name);
+    if SERVER_BINARIES.contains(&name) {
+        let dir = server_bin_dir();
+        let path = dir.join(name);
+        assert!(
+            path.is_file(),
+            "{} not found: set {PG_BIN_ENV} to a PostgreSQL bin dir (now {}) or install Debian package {PG_PACKAGE}",
+            path.display(),
+            dir.display()
+        );
+        return path;
+    }
+    let versioned = Path::new(DEBIAN_PG_BIN_DIR).join(name);
     if versioned.is_file() {
         return versioned;
     }
     super::require_binary(name, PG_PACKAGE)
+}
+
+/// A command running server binary `name` (initdb, pg_ctl, postgres) with
+/// its own lib dir on the loader path: the npm builds keep their shared
+/// libraries in `<bin>/../lib`.
+pub fn server_command(name: &str) -> Command {
+    let program = pg_bin(name);
+    let mut cmd = Command::new(&program);
+    if let Some(lib) = program
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("lib"))
+    {
+        if lib.is_dir() {
+            let mut paths = vec![lib];
+            if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+                paths.extend(std::env::split_paths(&old));
+            }
+            if let Ok(joined) = std::env::join_paths(paths) {
+                cmd.env("LD_LIBRARY_PATH", joined);
+            }
+        }
+    }
+    cmd
+}
+
+/// The major of the server binaries under test (15, 16, …), from `postgres --version`.
+pub fn server_major() -> u32 {
+    let out = server_command("postgres")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("running {} --version: {e}", pg_bin("postgres").display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "postgres (PostgreSQL) 18.4"
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the major from postgres --version: {text:?}"))
 }
 
 /// The account PostgreSQL runs as: `postgres` when we are root, else ourselves.
@@ -78,7 +147,7 @@ impl Postgres {
         let data_dir = scratch.path().join("data");
         let port = free_port();
 
-        let mut initdb = Command::new(pg_bin("initdb"));
+        let mut initdb = server_command("initdb");
         initdb
             .arg("-D")
             .arg(&data_dir)
@@ -383,7 +452,7 @@ impl Postgres {
         self.stop();
         // The new postmaster removes what a killed predecessor left.
         self.orphaned_shm = None;
-        let mut cmd = Command::new(pg_bin("postgres"));
+        let mut cmd = server_command("postgres");
         cmd.arg("-D").arg(&self.data_dir).env("LC_ALL", "C");
         if let Some(user) = &self.user {
             user.apply(&mut cmd);
