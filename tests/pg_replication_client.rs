@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use instarec_postgres::page::XLOG_PAGE_MAGIC_PG15;
 use instarec_postgres::{
     connect_sql, ConnConfig, Lsn, PgError, PgTimestamp, ReplicationClient, ReplicationMessage,
     SslMode, StandbyStatusUpdate, SystemId, TimelineId, WalFileKind, WalSegmentSize, WalStream,
@@ -353,7 +352,13 @@ async fn streamed_wal_equals_the_primary_pg_wal_segment() {
     );
 
     let header = XLogPageHeader::parse(&wal).unwrap();
-    assert_eq!(header.magic, XLOG_PAGE_MAGIC_PG15);
+    let major = support::postgres::server_major();
+    assert_eq!(
+        instarec_postgres::version::major_for_wal_page_magic(header.magic),
+        Some(major),
+        "page magic {:#06X} is not PostgreSQL {major}'s",
+        header.magic
+    );
     assert_eq!(header.pageaddr, start);
     assert_eq!(
         header
