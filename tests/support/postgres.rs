@@ -250,25 +250,66 @@ impl Postgres {
         pg
     }
 
-    /// A hot standby streaming from this server: `pg_basebackup -X stream
-    /// -R` into a fresh scratch dir (so it inherits this server's
-    /// postgresql.conf), started and consistent.
+    /// A hot standby streaming from this server, started and consistent.
     pub fn streaming_standby(&self) -> Postgres {
+        let (scratch, data_dir) = self.standby_copy();
+        Postgres::start_existing(scratch, data_dir, None)
+    }
+
+    /// A copy of this server's data dir in a fresh scratch dir, set up as a
+    /// streaming standby of it (standby.signal, primary_conninfo) and
+    /// inheriting its postgresql.conf; not started. Taken as pg_basebackup
+    /// would, between pg_backup_start and pg_backup_stop, but by copying
+    /// files: Debian's pg_basebackup 15 refuses servers of newer majors.
+    pub fn standby_copy(&self) -> (tempfile::TempDir, PathBuf) {
         let scratch = new_scratch_dir();
         let data_dir = scratch.path().join("data");
-        let out = self
-            .client_command("pg_basebackup")
-            .arg("-D")
-            .arg(&data_dir)
-            .args(["-X", "stream", "-R", "-c", "fast"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_basebackup: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let label = scratch.path().join("backup_label.from_server");
+        let src = self.data_dir.display();
+        let dst = data_dir.display();
+        // One session: a non-exclusive backup ends with the session that began it.
+        let script = format!(
+            "SELECT pg_backup_start('instarec test harness', true);\n\
+             \\! cp -a '{src}' '{dst}'\n\
+             SELECT labelfile FROM pg_backup_stop(false) \\g (format=unaligned tuples_only=on) '{}'\n\
+             \\! cp -a '{src}/pg_wal/.' '{dst}/pg_wal/'\n",
+            label.display()
         );
-        Postgres::start_existing(scratch, data_dir, None)
+        self.psql(&script);
+        let label_text = std::fs::read_to_string(&label).unwrap_or_else(|e| {
+            panic!("pg_backup_stop wrote no label to {}: {e}", label.display())
+        });
+        assert!(
+            data_dir.join("PG_VERSION").is_file(),
+            "copying {src} to {dst} failed"
+        );
+        write_file(
+            &data_dir.join("backup_label"),
+            &format!("{}\n", label_text.trim_end()),
+        );
+        write_file(&data_dir.join("standby.signal"), "");
+        for runtime_file in ["postmaster.pid", "postmaster.opts", "backup_label.old"] {
+            let _ = std::fs::remove_file(data_dir.join(runtime_file));
+        }
+        // The primary's slots are not the standby's.
+        let slots = data_dir.join("pg_replslot");
+        let _ = std::fs::remove_dir_all(&slots);
+        std::fs::create_dir(&slots).unwrap_or_else(|e| panic!("mkdir {}: {e}", slots.display()));
+        let mut conninfo = format!("host=127.0.0.1 port={} user=postgres", self.port);
+        if let Some(pw) = &self.password {
+            // A conninfo value in single quotes, backslash-escaped.
+            let quoted = pw.replace('\\', "\\\\").replace('\'', "\\'");
+            conninfo.push_str(&format!(" password='{quoted}'"));
+        }
+        let auto_conf = data_dir.join("postgresql.auto.conf");
+        let mut auto = std::fs::read_to_string(&auto_conf).unwrap_or_default();
+        auto.push_str(&format!(
+            "primary_conninfo = '{}'\n",
+            // postgresql.conf unescapes backslashes and doubled quotes in turn.
+            conninfo.replace('\\', "\\\\").replace('\'', "''")
+        ));
+        write_file(&auto_conf, &auto);
+        (scratch, data_dir)
     }
 
     pub fn port(&self) -> u16 {

@@ -69,6 +69,14 @@ fn sql_error(cfg: &ConnConfig, e: tokio_postgres::Error) -> PgError {
     // replication connection gives for the same failure.
     let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
     if let Some(io) = io {
+        // rustls reports a failed handshake (an unknown issuer, a wrong host
+        // name) as InvalidData: the same TLS error as a replication connection.
+        if io.kind() == std::io::ErrorKind::InvalidData {
+            return PgError::Tls {
+                addr: cfg.addr(),
+                reason: format!("{io}; check sslrootcert, that the server certificate names host {:?} (verify-full), or use sslmode=require", cfg.host),
+            };
+        }
         return PgError::Connect {
             addr: cfg.addr(),
             source: std::io::Error::new(io.kind(), io.to_string()),
