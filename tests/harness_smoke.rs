@@ -212,6 +212,7 @@ fn postgres_options_take_effect() {
         extra_conf: vec![("cluster_name".into(), "it's quoted".into())],
         scram_password: Some("s3cret:pw".into()),
         wal_segment_size_mb: Some(1),
+        bin_dir: None,
     });
     assert_eq!(pg.psql("SHOW wal_segment_size"), "1MB");
     assert_eq!(pg.psql("SHOW synchronous_standby_names"), "instarec");

@@ -41,6 +41,9 @@ pub struct PgOptions {
     pub scram_password: Option<String>,
     /// `initdb --wal-segsize`, in MiB (a power of two from 1 to 1024).
     pub wal_segment_size_mb: Option<u32>,
+    /// Server binaries other than the ones under test ([`server_bin_dir`]),
+    /// e.g. a major instarec must refuse.
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// A running (or stopped) PostgreSQL server; killed and deleted on drop.
@@ -53,6 +56,8 @@ pub struct Postgres {
     port: u16,
     password: Option<String>,
     user: Option<ServiceUser>,
+    /// Where initdb and postgres come from.
+    bin_dir: PathBuf,
     data_dir: PathBuf,
     log_path: PathBuf,
     scratch: tempfile::TempDir,
@@ -87,17 +92,27 @@ pub fn pg_bin(name: &str) -> PathBuf {
     super::require_binary(name, PG_PACKAGE)
 }
 
-/// A command running server binary `name` (initdb, pg_ctl, postgres) with
-/// its own lib dir on the loader path: the npm builds keep their shared
-/// libraries in `<bin>/../lib`.
+/// A command running server binary `name` (initdb, pg_ctl, postgres) of
+/// the server under test; see [`server_command_in`].
 pub fn server_command(name: &str) -> Command {
+    // pg_bin checks that the binary is there.
     let program = pg_bin(name);
+    server_command_in(program.parent().unwrap_or(Path::new("")), name)
+}
+
+/// A command running server binary `name` from `bin_dir`, with its own lib
+/// dir on the loader path: the npm builds keep their shared libraries in
+/// `<bin>/../lib`.
+pub fn server_command_in(bin_dir: &Path, name: &str) -> Command {
+    let program = bin_dir.join(name);
+    assert!(
+        program.is_file(),
+        "{} not found: is {} a PostgreSQL bin dir?",
+        program.display(),
+        bin_dir.display()
+    );
     let mut cmd = Command::new(&program);
-    if let Some(lib) = program
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("lib"))
-    {
+    if let Some(lib) = bin_dir.parent().map(|d| d.join("lib")) {
         if lib.is_dir() {
             let mut paths = vec![lib];
             if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
@@ -146,8 +161,9 @@ impl Postgres {
         let scratch = scratch_dir("instarec-pg-", user.as_ref());
         let data_dir = scratch.path().join("data");
         let port = free_port();
+        let bin_dir = opts.bin_dir.clone().unwrap_or_else(server_bin_dir);
 
-        let mut initdb = server_command("initdb");
+        let mut initdb = server_command_in(&bin_dir, "initdb");
         initdb
             .arg("-D")
             .arg(&data_dir)
@@ -209,6 +225,7 @@ impl Postgres {
             port,
             password: opts.scram_password,
             user,
+            bin_dir,
             data_dir,
             log_path: scratch.path().join("server.log"),
             scratch,
@@ -242,6 +259,7 @@ impl Postgres {
             port: free_port(),
             password,
             user,
+            bin_dir: server_bin_dir(),
             data_dir,
             log_path: scratch.path().join("server.log"),
             scratch,
@@ -493,7 +511,7 @@ impl Postgres {
         self.stop();
         // The new postmaster removes what a killed predecessor left.
         self.orphaned_shm = None;
-        let mut cmd = server_command("postgres");
+        let mut cmd = server_command_in(&self.bin_dir, "postgres");
         cmd.arg("-D").arg(&self.data_dir).env("LC_ALL", "C");
         if let Some(user) = &self.user {
             user.apply(&mut cmd);
