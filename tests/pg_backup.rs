@@ -288,6 +288,16 @@ fn archive_verify_checks_each_backups_chunks_manifest_and_wal() {
         "{}",
         text(&out)
     );
+    // Still so when the archive holds no WAL at all (nothing to learn the
+    // segment size from).
+    let _ = std::fs::remove_dir_all(archive_dir.join("wal"));
+    let out = instarec(&config, &["archive", "verify"]);
+    assert_eq!(out.status.code(), Some(3), "no WAL at all: {}", text(&out));
+    assert!(
+        text(&out).contains(&format!("backup {} needs WAL", record.id)),
+        "{}",
+        text(&out)
+    );
 
     // A missing chunk is named.
     let chunk = layout::chunk_key(&record.id, "base.tar", 0);

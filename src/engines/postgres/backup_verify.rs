@@ -71,6 +71,15 @@ pub async fn verify_backups(
             if let Some(fault) = missing_wal(record, &wal_keys, size) {
                 faults.push(fault);
             }
+        } else if wal_keys.is_empty() {
+            // No segment size to place the backup's WAL with: there is none.
+            faults.push((
+                backup_layout::record_key(&record.id),
+                format!(
+                    "backup {} needs WAL {}..{} on timeline {}, but the archive holds no WAL; the backup cannot be restored consistently: check `instarec ship` and take a new backup",
+                    record.id, record.start_position, record.stop_position, record.timeline
+                ),
+            ));
         }
     }
     Ok((records.len(), faults))
