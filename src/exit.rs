@@ -6,6 +6,7 @@ use crate::backup::take::BackupError;
 use crate::config::ConfigError;
 use crate::engines::postgres::wal_transfer::TransferError;
 use crate::restore::mysql::MysqlRestoreError;
+use crate::restore::server::ServerError;
 use crate::restore::RestoreError;
 use instarec_postgres::version::UnsupportedVersion;
 use instarec_postgres::PgError;
@@ -68,6 +69,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return USAGE;
         }
         if is_unsupported_server(cause) {
+            return USAGE;
+        }
+        if let Some(ServerError::WrongMajor { .. }) = cause.downcast_ref::<ServerError>() {
             return USAGE;
         }
         match cause.downcast_ref::<TransferError>() {
