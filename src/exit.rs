@@ -2,10 +2,14 @@
 //! errors to them. Scripts and PostgreSQL's restore_command depend on these.
 
 use crate::archive::ArchiveError;
+use crate::backup::take::BackupError;
 use crate::config::ConfigError;
 use crate::engines::postgres::wal_transfer::TransferError;
 use crate::restore::mysql::MysqlRestoreError;
+use crate::restore::server::ServerError;
 use crate::restore::RestoreError;
+use instarec_postgres::version::UnsupportedVersion;
+use instarec_postgres::PgError;
 
 pub const OK: u8 = 0;
 /// Any error not listed below.
@@ -64,6 +68,12 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(MysqlRestoreError::BadGtid { .. }) = cause.downcast_ref::<MysqlRestoreError>() {
             return USAGE;
         }
+        if is_unsupported_server(cause) {
+            return USAGE;
+        }
+        if let Some(ServerError::WrongMajor { .. }) = cause.downcast_ref::<ServerError>() {
+            return USAGE;
+        }
         match cause.downcast_ref::<TransferError>() {
             Some(TransferError::Archive(a)) => return archive_code(a),
             Some(TransferError::OtherCluster { .. }) => return CLUSTER_MISMATCH,
@@ -71,6 +81,21 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
     }
     ERROR
+}
+
+/// A PostgreSQL major instarec does not support: refused at connect, before
+/// anything was written. BackupError::Pg is transparent, so it hides the
+/// PgError from the cause chain and is looked into here.
+fn is_unsupported_server(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let pg =
+        cause
+            .downcast_ref::<PgError>()
+            .or_else(|| match cause.downcast_ref::<BackupError>() {
+                Some(BackupError::Pg(e)) => Some(&**e),
+                _ => None,
+            });
+    matches!(pg, Some(PgError::UnsupportedVersion(_)))
+        || cause.downcast_ref::<UnsupportedVersion>().is_some()
 }
 
 /// A restore refused before it changed anything because of what it was

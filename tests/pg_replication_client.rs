@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use instarec_postgres::page::XLOG_PAGE_MAGIC_PG15;
 use instarec_postgres::{
     connect_sql, ConnConfig, Lsn, PgError, PgTimestamp, ReplicationClient, ReplicationMessage,
     SslMode, StandbyStatusUpdate, SystemId, TimelineId, WalFileKind, WalSegmentSize, WalStream,
@@ -102,7 +101,7 @@ async fn identify_system_matches_pg_control_system_over_trust() {
         client
             .server_version()
             .unwrap_or_default()
-            .starts_with("15"),
+            .starts_with(&support::postgres::server_major().to_string()),
         "{:?}",
         client.server_version()
     );
@@ -353,7 +352,13 @@ async fn streamed_wal_equals_the_primary_pg_wal_segment() {
     );
 
     let header = XLogPageHeader::parse(&wal).unwrap();
-    assert_eq!(header.magic, XLOG_PAGE_MAGIC_PG15);
+    let major = support::postgres::server_major();
+    assert_eq!(
+        instarec_postgres::version::major_for_wal_page_magic(header.magic),
+        Some(major),
+        "page magic {:#06X} is not PostgreSQL {major}'s",
+        header.magic
+    );
     assert_eq!(header.pageaddr, start);
     assert_eq!(
         header
@@ -433,22 +438,7 @@ async fn timeline_history_of_timeline_one_is_a_server_error() {
 async fn stream_of_an_old_timeline_ends_at_the_switch_and_names_the_next() {
     let primary = Postgres::start();
     primary.psql("CREATE TABLE before_switch AS SELECT g FROM generate_series(1, 1000) g");
-    let scratch = new_scratch_dir();
-    let data = scratch.path().join("data");
-    let mut backup = primary.client_command("pg_basebackup");
-    backup
-        .arg("-D")
-        .arg(&data)
-        .args(["-X", "stream", "-R", "--no-sync"]);
-    if let Some(user) = server_user() {
-        user.apply(&mut backup);
-    }
-    let out = backup.output().unwrap();
-    assert!(
-        out.status.success(),
-        "pg_basebackup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (scratch, data) = primary.standby_copy();
     let standby = Postgres::start_existing(scratch, data, None);
     assert_eq!(standby.psql("SELECT pg_promote(true, 60)"), "t");
     standby.psql("CREATE TABLE after_switch AS SELECT 1");

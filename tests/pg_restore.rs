@@ -84,9 +84,16 @@ fn wait_archived(pg: &Postgres) {
 fn restore_and_start(s: &Setup, args: &[&str]) -> (serde_json::Value, Postgres) {
     let scratch = new_scratch_dir();
     let data = scratch.path().join("data");
+    let bin_dir = support::postgres::server_bin_dir();
     let mut all = vec!["restore", "--data-dir", data.to_str().unwrap()];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--start", "--json"]);
+    // The server binaries under test, not whichever postgres is on PATH.
+    all.extend_from_slice(&[
+        "--start",
+        "--json",
+        "--pg-bin-dir",
+        bin_dir.to_str().unwrap(),
+    ]);
     let out = instarec(&s.config, &all);
     assert!(
         out.status.success(),
@@ -99,6 +106,20 @@ fn restore_and_start(s: &Setup, args: &[&str]) -> (serde_json::Value, Postgres) 
     assert!(report["pid"].is_null(), "the server was stopped: {report}");
     // The recovered directory is an ordinary, promoted cluster now.
     (report, Postgres::start_existing(scratch, data, None))
+}
+
+/// A server build of a major other than the one under test: the PostgreSQL 14
+/// that tests/pg_unsupported_major.rs runs too.
+fn other_major_bin_dir() -> PathBuf {
+    let dir = std::env::var_os("INSTAREC_TEST_PG_UNSUPPORTED_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/instarec-pg/14/bin"));
+    assert!(
+        dir.join("postgres").is_file(),
+        "no PostgreSQL 14 in {}: run scripts/test (it fetches one) or set INSTAREC_TEST_PG_UNSUPPORTED_BIN",
+        dir.display()
+    );
+    dir
 }
 
 fn count(pg: &Postgres, batch: &str) -> i64 {
@@ -161,6 +182,23 @@ fn pitr_to_a_time_an_lsn_and_the_latest_and_refuses_unreachable_targets() {
     );
     let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     refused(&s, &["--to-time", &future], "in the future");
+    // Binaries of another major (a PostgreSQL 14 build, which scripts/test
+    // fetches) are refused before the extraction, naming both majors.
+    let other = other_major_bin_dir();
+    let major = support::postgres::server_major();
+    refused(
+        &s,
+        &[
+            "--latest",
+            "--start",
+            "--pg-bin-dir",
+            other.to_str().unwrap(),
+        ],
+        &format!(
+            "was taken on PostgreSQL {major}, but {}/postgres is PostgreSQL 14",
+            other.display()
+        ),
+    );
 
     let (report, at_time) = restore_and_start(&s, &["--to-time", &between]);
     assert_eq!((count(&at_time, "A"), count(&at_time, "B")), (100, 0));

@@ -314,9 +314,7 @@ fn start_deadline_stops_a_recovery_that_never_ends_and_names_dir_and_log() {
         keep_running: false,
         db_user: "postgres".into(),
         os_user: "postgres".into(),
-        bin_dir: support::postgres::pg_bin("postgres")
-            .parent()
-            .map(Path::to_path_buf),
+        bin_dir: Some(support::postgres::server_bin_dir()),
         timeout: Duration::from_secs(8),
     };
     let started = Instant::now();

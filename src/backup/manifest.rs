@@ -2,6 +2,9 @@
 //! checked (size and CRC32C) as it is written, and every listed file must be
 //! written, so a restore never starts on bytes that differ from what the
 //! server sent.
+//!
+//! Version 1 (PostgreSQL 13–16) and version 2 (17+) list files the same
+//! way; version 2 adds `System-Identifier`, which must be the cluster's.
 
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -11,6 +14,12 @@ use std::path::{Path, PathBuf};
 pub enum ManifestError {
     #[error("backup_manifest of backup {backup} is not valid: {reason}; the backup is unusable: take a new one with `instarec backup`")]
     Invalid { backup: String, reason: String },
+    #[error("backup_manifest of backup {backup} belongs to system {manifest}, but the cluster is system {cluster}; the backup is of another cluster: take a new one with `instarec backup` against this cluster's primary")]
+    OtherSystem {
+        backup: String,
+        manifest: u64,
+        cluster: String,
+    },
     #[error("restored file {path} does not match backup_manifest: {reason}; the extracted data directory is unusable: delete it and restore again, and run `instarec archive verify` if it happens twice")]
     Mismatch { path: String, reason: String },
 }
@@ -18,8 +27,15 @@ pub enum ManifestError {
 /// The parts of a manifest that verification needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupManifest {
+    pub backup: String,
+    pub version: u32,
+    /// Version 2 and later; None in version 1.
+    pub system_identifier: Option<u64>,
     pub files: Vec<ManifestFile>,
 }
+
+/// Manifest versions instarec reads: 1 (PostgreSQL 13–16), 2 (17+).
+pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 1..=2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestFile {
@@ -51,6 +67,8 @@ pub struct Verified {
 struct RawManifest {
     #[serde(rename = "PostgreSQL-Backup-Manifest-Version")]
     version: u32,
+    #[serde(rename = "System-Identifier")]
+    system_identifier: Option<u64>,
     #[serde(rename = "Files")]
     files: Vec<RawFile>,
 }
@@ -77,9 +95,17 @@ impl BackupManifest {
         };
         let raw: RawManifest =
             serde_json::from_slice(bytes).map_err(|e| invalid(format!("not a manifest: {e}")))?;
-        if raw.version != 1 {
+        if !SUPPORTED_VERSIONS.contains(&raw.version) {
             return Err(invalid(format!(
-                "manifest version {} is not supported (only 1)",
+                "manifest version {} is not supported (only {} to {})",
+                raw.version,
+                SUPPORTED_VERSIONS.start(),
+                SUPPORTED_VERSIONS.end()
+            )));
+        }
+        if raw.version >= 2 && raw.system_identifier.is_none() {
+            return Err(invalid(format!(
+                "manifest version {} has no System-Identifier",
                 raw.version
             )));
         }
@@ -117,7 +143,26 @@ impl BackupManifest {
                 checksum,
             });
         }
-        Ok(BackupManifest { files })
+        Ok(BackupManifest {
+            backup: backup.to_string(),
+            version: raw.version,
+            system_identifier: raw.system_identifier,
+            files,
+        })
+    }
+
+    /// A version 2+ manifest must name `cluster` (the system identifier in
+    /// decimal, as IDENTIFY_SYSTEM and the cluster record give it); version 1
+    /// names none.
+    pub fn check_system(&self, cluster: &str) -> Result<(), ManifestError> {
+        match self.system_identifier {
+            Some(id) if id.to_string() != cluster.trim() => Err(ManifestError::OtherSystem {
+                backup: self.backup.clone(),
+                manifest: id,
+                cluster: cluster.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -285,6 +330,49 @@ mod tests {
         );
         assert_eq!(m.files[1].path, "base");
         assert_eq!(m.files[2].checksum, Checksum::Unsupported("SHA256".into()));
+    }
+
+    #[test]
+    fn version_2_names_its_system_which_must_be_the_clusters() {
+        let v1 = BackupManifest::parse("b1", MANIFEST.as_bytes()).unwrap();
+        assert_eq!((v1.version, v1.system_identifier), (1, None));
+        v1.check_system("7716711857236741300").unwrap();
+
+        // Shaped like PostgreSQL 17's output: the same files, plus the system.
+        let v2_text = MANIFEST.replace(
+            r#""PostgreSQL-Backup-Manifest-Version": 1,"#,
+            r#""PostgreSQL-Backup-Manifest-Version": 2,
+"System-Identifier": 7716711857236741300,"#,
+        );
+        let v2 = BackupManifest::parse("b1", v2_text.as_bytes()).unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(v2.system_identifier, Some(7716711857236741300));
+        assert_eq!(v2.files, v1.files);
+        v2.check_system("7716711857236741300").unwrap();
+        let err = v2
+            .check_system("7301000000000000001")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("7716711857236741300") && err.contains("7301000000000000001"),
+            "{err}"
+        );
+
+        let no_system = MANIFEST.replace(
+            r#""PostgreSQL-Backup-Manifest-Version": 1,"#,
+            r#""PostgreSQL-Backup-Manifest-Version": 2,"#,
+        );
+        let err = BackupManifest::parse("b1", no_system.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("System-Identifier"), "{err}");
+        let v3 = MANIFEST.replace(
+            r#""PostgreSQL-Backup-Manifest-Version": 1,"#,
+            r#""PostgreSQL-Backup-Manifest-Version": 3,"#,
+        );
+        let err = BackupManifest::parse("b1", v3.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("version 3 is not supported"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -126,7 +126,9 @@ pub async fn extract(
             actual,
         });
     }
-    let mut index = ManifestIndex::new(BackupManifest::parse(&record.id, &manifest_bytes)?);
+    let manifest = BackupManifest::parse(&record.id, &manifest_bytes)?;
+    manifest.check_system(&record.system_id)?;
+    let mut index = ManifestIndex::new(manifest);
 
     create_private_dir(data_dir).await?;
     let mut tar_bytes = 0;

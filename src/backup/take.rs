@@ -82,8 +82,6 @@ pub enum BackupError {
         #[source]
         source: ManifestCheckError,
     },
-    #[error("PostgreSQL at {addr} is version {version}; instarec backup needs PostgreSQL 15 or later (use pg_basebackup for older servers)")]
-    ServerTooOld { addr: String, version: String },
     #[error("PostgreSQL at {addr} sent {what} during BASE_BACKUP; the server speaks a protocol instarec does not understand, please report this")]
     Stream { addr: String, what: String },
     #[error("backup {id} already has objects in archive {url}; another backup started in the same second: wait a second and retry")]
@@ -138,15 +136,8 @@ pub async fn take_backup(
     });
     let mut client = ReplicationClient::connect(&conn).await?;
     let addr = client.addr().to_string();
+    // connect refused a major instarec does not support.
     let server_version = client.server_version().map(str::to_string);
-    if let Some(v) = &server_version {
-        if major_version(v).is_some_and(|m| m < 15) {
-            return Err(BackupError::ServerTooOld {
-                addr,
-                version: v.clone(),
-            });
-        }
-    }
     let identity = client.identify_system().await?;
     let segment_size = client.wal_segment_size().await?;
     let system_id = identity.system_id.to_string();
@@ -233,7 +224,7 @@ pub async fn take_backup(
         .freeze();
     tracing::info!(%stop, timeline = %stop_timeline, archives = done_archives.len(), files = tar_files.len(), "backup data uploaded");
 
-    check_manifest(&id, manifest.clone(), tar_files.clone()).await?;
+    check_manifest(&id, &system_id, manifest.clone(), tar_files.clone()).await?;
     let manifest_blake3 = blake3::hash(&manifest).to_hex().to_string();
     archive.put(&layout::manifest_key(&id), manifest).await?;
 
@@ -281,15 +272,6 @@ pub async fn take_backup(
     })
 }
 
-/// "15.8 (Debian 15.8-1.pgdg120+1)" → 15; "9.6.24" → 9.
-fn major_version(server_version: &str) -> Option<u32> {
-    server_version
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn stream_error(addr: &str, what: &str) -> BackupError {
     BackupError::Stream {
         addr: addr.to_string(),
@@ -298,10 +280,18 @@ fn stream_error(addr: &str, what: &str) -> BackupError {
 }
 
 /// Parsing and checking thousands of entries is CPU work: off the runtime.
-async fn check_manifest(id: &str, manifest: Bytes, files: Vec<TarFile>) -> Result<(), BackupError> {
+/// A version 2 manifest must also name the cluster IDENTIFY_SYSTEM named.
+async fn check_manifest(
+    id: &str,
+    system_id: &str,
+    manifest: Bytes,
+    files: Vec<TarFile>,
+) -> Result<(), BackupError> {
     let owned_id = id.to_string();
+    let system_id = system_id.to_string();
     let checked = tokio::task::spawn_blocking(move || {
         let parsed = BackupManifest::parse(&owned_id, &manifest)?;
+        parsed.check_system(&system_id)?;
         Ok::<_, BackupError>(manifest_check::check(&parsed, &files).map_err(|source| {
             BackupError::Manifest {
                 id: owned_id,
@@ -444,14 +434,6 @@ impl ArchiveInProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn major_versions() {
-        assert_eq!(major_version("15.8 (Debian 15.8-1.pgdg120+1)"), Some(15));
-        assert_eq!(major_version("9.6.24"), Some(9));
-        assert_eq!(major_version("17beta1"), Some(17));
-        assert_eq!(major_version("devel"), None);
-    }
 
     #[test]
     fn wal_coverage() {

@@ -6,12 +6,13 @@ use super::Context;
 use crate::engine::Engine;
 use crate::exit::{self, CodedError};
 use crate::restore::mysql::{self, MysqlRestoreOptions, MysqlTarget, ServerOptions};
-use crate::restore::pitr::{prepare, RestoreOptions};
-use crate::restore::server::{recover, RecoveryEnd, StartOptions};
+use crate::restore::pitr::{plan, prepare, RestoreOptions};
+use crate::restore::server::{check_binary_major, recover, RecoveryEnd, StartOptions};
 use crate::restore::{RecoveryTarget, RestoreError};
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use instarec_postgres::lsn::{Lsn, TimelineId};
+use instarec_postgres::version::ServerVersionNum;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -131,10 +132,22 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         restore_command: self_restore_command(ctx, true)?,
         parallelism: args.parallel.into(),
     };
+    if args.start {
+        // The server binaries must fit the backup's major; refused before
+        // anything is written, not by postgres after the extraction.
+        let chosen = plan(&archive, &opts)
+            .await
+            .map_err(RestoreError::into_anyhow)?;
+        if let Some(major) = backup_major(&chosen.backup) {
+            check_binary_major(&chosen.backup.id, major, args.pg_bin_dir.as_deref())?;
+        }
+    }
     let prepared = prepare(&archive, &opts)
         .await
         .map_err(RestoreError::into_anyhow)?;
     let backup = &prepared.plan.backup;
+    let major = backup_major(backup);
+    let taken_on = major.map_or(String::new(), |m| format!(" (PostgreSQL {m})"));
     if !args.start {
         if args.json {
             println!(
@@ -142,13 +155,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 serde_json::json!({
                     "data_dir": data_dir,
                     "backup": backup.id,
+                    "backup_major": major,
                     "target": target.to_string(),
                     "started": false,
                 })
             );
         } else {
             println!(
-                "data directory {} restored from backup {}; `postgres -D {}` recovers to {} and then {}",
+                "data directory {} restored from backup {}{taken_on}; `postgres -D {}` recovers to {} and then {}",
                 data_dir.display(),
                 backup.id,
                 data_dir.display(),
@@ -187,6 +201,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             serde_json::json!({
                 "data_dir": data_dir,
                 "backup": backup.id,
+                "backup_major": major,
                 "target": target.to_string(),
                 "started": true,
                 "end": end,
@@ -208,7 +223,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             None => "stopped".into(),
         };
         println!(
-            "recovered {} from backup {} to {target}: {end} at LSN {}, last commit {commit}; server {running}",
+            "recovered {} from backup {}{taken_on} to {target}: {end} at LSN {}, last commit {commit}; server {running}",
             data_dir.display(),
             backup.id,
             outcome.replay_lsn,
@@ -308,6 +323,16 @@ async fn run_mysql(args: Args, archive: crate::archive::Archive) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// The major a backup was taken on, from the server_version it recorded
+/// (None for records written before instarec kept it).
+fn backup_major(backup: &crate::backup::BackupRecord) -> Option<u32> {
+    backup
+        .server_version
+        .as_deref()
+        .and_then(ServerVersionNum::from_server_version)
+        .map(ServerVersionNum::major)
 }
 
 #[cfg(test)]

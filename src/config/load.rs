@@ -10,6 +10,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "instarec.toml";
 
 /// Variables with the INSTAREC_ prefix that are not config keys.
 const RESERVED_ENV: &[&str] = &["INSTAREC_CONFIG", "INSTAREC_LOG"];
+/// Left to the test harness (e.g. INSTAREC_TEST_PG_BIN), which runs instarec
+/// with them set; no section is called TEST.
+const RESERVED_ENV_PREFIX: &str = "INSTAREC_TEST_";
 
 /// Sections that may appear in a variable name; nested ones first so that
 /// INSTAREC_ARCHIVE_S3_ENDPOINT maps to [archive.s3] endpoint.
@@ -103,7 +106,11 @@ impl ConfigSources {
         let mut vars: Vec<&(String, String)> = self
             .env
             .iter()
-            .filter(|(k, _)| k.starts_with("INSTAREC_") && !RESERVED_ENV.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                k.starts_with("INSTAREC_")
+                    && !k.starts_with(RESERVED_ENV_PREFIX)
+                    && !RESERVED_ENV.contains(&k.as_str())
+            })
             .collect();
         vars.sort();
         for (var, raw) in vars {
@@ -360,6 +367,12 @@ url = "postgres://rep:filepw@db1:5432/postgres"
             .unwrap_err()
             .to_string();
         assert!(err.contains("INSTAREC_BOGUS_X"), "{err}");
+    }
+
+    #[test]
+    fn test_harness_variables_are_not_config_keys() {
+        let env = [("INSTAREC_TEST_PG_BIN", "/var/cache/instarec-pg/18/bin")];
+        assert!(sources(FILE, &env, &[]).resolve().is_ok());
     }
 
     #[test]

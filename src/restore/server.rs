@@ -9,6 +9,7 @@
 use crate::os_user::{self, running_as_root};
 use chrono::{DateTime, TimeZone, Utc};
 use instarec_postgres::lsn::Lsn;
+use instarec_postgres::version::ServerVersionNum;
 use instarec_postgres::ConnConfig;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
@@ -24,6 +25,13 @@ const STOP_GRACE: Duration = Duration::from_secs(60);
 pub enum ServerError {
     #[error("cannot find the `postgres` binary for PostgreSQL {version}; put it on PATH or pass --pg-bin-dir")]
     NoBinary { version: String },
+    #[error("backup {backup} was taken on PostgreSQL {backup_major}, but {binary} is PostgreSQL {binary_major}; a server of one major cannot run another's data directory: pass --pg-bin-dir with PostgreSQL {backup_major}'s bin dir (Debian: /usr/lib/postgresql/{backup_major}/bin)")]
+    WrongMajor {
+        backup: String,
+        backup_major: u32,
+        binary: String,
+        binary_major: String,
+    },
     #[error("running as root, but user {user} does not exist; create it (Debian: install postgresql) or run instarec as the server's user")]
     NoUser { user: String },
     #[error("cannot prepare {path}: {source}")]
@@ -375,6 +383,46 @@ fn find_postgres(data_dir: &Path, bin_dir: Option<&Path>) -> Result<PathBuf, Ser
     let version = std::fs::read_to_string(data_dir.join("PG_VERSION"))
         .map(|v| v.trim().to_string())
         .unwrap_or_default();
+    find_postgres_for(&version, bin_dir)
+}
+
+/// Before anything is written: the `postgres` that `recover` would run
+/// must be of the major backup `backup` was taken on (`backup_major`).
+pub fn check_binary_major(
+    backup: &str,
+    backup_major: u32,
+    bin_dir: Option<&Path>,
+) -> Result<(), ServerError> {
+    let postgres = find_postgres_for(&backup_major.to_string(), bin_dir)?;
+    let io = |source| ServerError::Io {
+        path: postgres.display().to_string(),
+        source,
+    };
+    let out = std::process::Command::new(&postgres)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io)?;
+    // "postgres (PostgreSQL) 18.4"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let reported = text.split_whitespace().last().unwrap_or("");
+    let binary_major = ServerVersionNum::from_server_version(reported).map(ServerVersionNum::major);
+    if binary_major == Some(backup_major) {
+        return Ok(());
+    }
+    Err(ServerError::WrongMajor {
+        backup: backup.to_string(),
+        backup_major,
+        binary: postgres.display().to_string(),
+        binary_major: match binary_major {
+            Some(m) => m.to_string(),
+            None => format!("of unknown major ({:?})", text.trim()),
+        },
+    })
+}
+
+fn find_postgres_for(version: &str, bin_dir: Option<&Path>) -> Result<PathBuf, ServerError> {
+    let version = version.to_string();
     let mut dirs: Vec<PathBuf> = bin_dir.map(Path::to_path_buf).into_iter().collect();
     if bin_dir.is_none() {
         if !version.is_empty() {

@@ -1,4 +1,10 @@
-//! A throwaway PostgreSQL 15 server on 127.0.0.1, in its own scratch dir.
+//! A throwaway PostgreSQL server on 127.0.0.1, in its own scratch dir.
+//!
+//! The server binaries (initdb, pg_ctl, postgres) come from
+//! `$INSTAREC_TEST_PG_BIN` (default: Debian's PostgreSQL 15), so the same
+//! tests run on every supported major; scripts/test points it at 16, 17 and
+//! 18. Client tools (psql, pg_basebackup, pgbench, pg_waldump) always come
+//! from Debian's 15: the npm builds of other majors ship only the server.
 //!
 //! Scratch layout: `data/` (PGDATA), `server.log` (the postmaster's stderr),
 //! and the Unix socket. fsync stays on: tests kill -9 servers and check what
@@ -13,8 +19,12 @@ use super::postgres_shm::OrphanedShm;
 use super::process::{free_port, log_tail, GroupChild};
 use super::service_user::{scratch_dir, service_user, ServiceUser};
 
-/// Where Debian puts the PostgreSQL 15 server binaries.
-pub const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Where Debian puts PostgreSQL 15: the client tools, and the default server.
+pub const DEBIAN_PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Names the dir holding the server binaries the tests run.
+pub const PG_BIN_ENV: &str = "INSTAREC_TEST_PG_BIN";
+/// The binaries taken from `$INSTAREC_TEST_PG_BIN`; everything else is a client tool.
+const SERVER_BINARIES: &[&str] = &["initdb", "pg_ctl", "postgres"];
 const PG_PACKAGE: &str = "postgresql-15";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(60);
@@ -31,9 +41,12 @@ pub struct PgOptions {
     pub scram_password: Option<String>,
     /// `initdb --wal-segsize`, in MiB (a power of two from 1 to 1024).
     pub wal_segment_size_mb: Option<u32>,
+    /// Server binaries other than the ones under test ([`server_bin_dir`]),
+    /// e.g. a major instarec must refuse.
+    pub bin_dir: Option<PathBuf>,
 }
 
-/// A running (or stopped) PostgreSQL 15 server; killed and deleted on drop.
+/// A running (or stopped) PostgreSQL server; killed and deleted on drop.
 #[derive(Debug)]
 pub struct Postgres {
     // Field order matters: the server must be gone before its directory is removed.
@@ -43,18 +56,89 @@ pub struct Postgres {
     port: u16,
     password: Option<String>,
     user: Option<ServiceUser>,
+    /// Where initdb and postgres come from.
+    bin_dir: PathBuf,
     data_dir: PathBuf,
     log_path: PathBuf,
     scratch: tempfile::TempDir,
 }
 
-/// A PostgreSQL 15 binary: the versioned server dir first, then PATH.
+/// The dir of the server binaries under test: `$INSTAREC_TEST_PG_BIN`, else Debian's 15.
+pub fn server_bin_dir() -> PathBuf {
+    match std::env::var_os(PG_BIN_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEBIAN_PG_BIN_DIR),
+    }
+}
+
+/// A PostgreSQL binary: a server binary from [`server_bin_dir`] (which must
+/// have it), a client tool from Debian's 15 dir, then PATH.
 pub fn pg_bin(name: &str) -> PathBuf {
-    let versioned = Path::new(PG_BIN_DIR).join(name);
+    if SERVER_BINARIES.contains(&name) {
+        let dir = server_bin_dir();
+        let path = dir.join(name);
+        assert!(
+            path.is_file(),
+            "{} not found: set {PG_BIN_ENV} to a PostgreSQL bin dir (now {}) or install Debian package {PG_PACKAGE}",
+            path.display(),
+            dir.display()
+        );
+        return path;
+    }
+    let versioned = Path::new(DEBIAN_PG_BIN_DIR).join(name);
     if versioned.is_file() {
         return versioned;
     }
     super::require_binary(name, PG_PACKAGE)
+}
+
+/// A command running server binary `name` (initdb, pg_ctl, postgres) of
+/// the server under test; see [`server_command_in`].
+pub fn server_command(name: &str) -> Command {
+    // pg_bin checks that the binary is there.
+    let program = pg_bin(name);
+    server_command_in(program.parent().unwrap_or(Path::new("")), name)
+}
+
+/// A command running server binary `name` from `bin_dir`, with its own lib
+/// dir on the loader path: the npm builds keep their shared libraries in
+/// `<bin>/../lib`.
+pub fn server_command_in(bin_dir: &Path, name: &str) -> Command {
+    let program = bin_dir.join(name);
+    assert!(
+        program.is_file(),
+        "{} not found: is {} a PostgreSQL bin dir?",
+        program.display(),
+        bin_dir.display()
+    );
+    let mut cmd = Command::new(&program);
+    if let Some(lib) = bin_dir.parent().map(|d| d.join("lib")) {
+        if lib.is_dir() {
+            let mut paths = vec![lib];
+            if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+                paths.extend(std::env::split_paths(&old));
+            }
+            if let Ok(joined) = std::env::join_paths(paths) {
+                cmd.env("LD_LIBRARY_PATH", joined);
+            }
+        }
+    }
+    cmd
+}
+
+/// The major of the server binaries under test (15, 16, …), from `postgres --version`.
+pub fn server_major() -> u32 {
+    let out = server_command("postgres")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("running {} --version: {e}", pg_bin("postgres").display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "postgres (PostgreSQL) 18.4"
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the major from postgres --version: {text:?}"))
 }
 
 /// The account PostgreSQL runs as: `postgres` when we are root, else ourselves.
@@ -77,8 +161,9 @@ impl Postgres {
         let scratch = scratch_dir("instarec-pg-", user.as_ref());
         let data_dir = scratch.path().join("data");
         let port = free_port();
+        let bin_dir = opts.bin_dir.clone().unwrap_or_else(server_bin_dir);
 
-        let mut initdb = Command::new(pg_bin("initdb"));
+        let mut initdb = server_command_in(&bin_dir, "initdb");
         initdb
             .arg("-D")
             .arg(&data_dir)
@@ -140,6 +225,7 @@ impl Postgres {
             port,
             password: opts.scram_password,
             user,
+            bin_dir,
             data_dir,
             log_path: scratch.path().join("server.log"),
             scratch,
@@ -173,6 +259,7 @@ impl Postgres {
             port: free_port(),
             password,
             user,
+            bin_dir: server_bin_dir(),
             data_dir,
             log_path: scratch.path().join("server.log"),
             scratch,
@@ -181,25 +268,66 @@ impl Postgres {
         pg
     }
 
-    /// A hot standby streaming from this server: `pg_basebackup -X stream
-    /// -R` into a fresh scratch dir (so it inherits this server's
-    /// postgresql.conf), started and consistent.
+    /// A hot standby streaming from this server, started and consistent.
     pub fn streaming_standby(&self) -> Postgres {
+        let (scratch, data_dir) = self.standby_copy();
+        Postgres::start_existing(scratch, data_dir, None)
+    }
+
+    /// A copy of this server's data dir in a fresh scratch dir, set up as a
+    /// streaming standby of it (standby.signal, primary_conninfo) and
+    /// inheriting its postgresql.conf; not started. Taken as pg_basebackup
+    /// would, between pg_backup_start and pg_backup_stop, but by copying
+    /// files: Debian's pg_basebackup 15 refuses servers of newer majors.
+    pub fn standby_copy(&self) -> (tempfile::TempDir, PathBuf) {
         let scratch = new_scratch_dir();
         let data_dir = scratch.path().join("data");
-        let out = self
-            .client_command("pg_basebackup")
-            .arg("-D")
-            .arg(&data_dir)
-            .args(["-X", "stream", "-R", "-c", "fast"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_basebackup: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let label = scratch.path().join("backup_label.from_server");
+        let src = self.data_dir.display();
+        let dst = data_dir.display();
+        // One session: a non-exclusive backup ends with the session that began it.
+        let script = format!(
+            "SELECT pg_backup_start('instarec test harness', true);\n\
+             \\! cp -a '{src}' '{dst}'\n\
+             SELECT labelfile FROM pg_backup_stop(false) \\g (format=unaligned tuples_only=on) '{}'\n\
+             \\! cp -a '{src}/pg_wal/.' '{dst}/pg_wal/'\n",
+            label.display()
         );
-        Postgres::start_existing(scratch, data_dir, None)
+        self.psql(&script);
+        let label_text = std::fs::read_to_string(&label).unwrap_or_else(|e| {
+            panic!("pg_backup_stop wrote no label to {}: {e}", label.display())
+        });
+        assert!(
+            data_dir.join("PG_VERSION").is_file(),
+            "copying {src} to {dst} failed"
+        );
+        write_file(
+            &data_dir.join("backup_label"),
+            &format!("{}\n", label_text.trim_end()),
+        );
+        write_file(&data_dir.join("standby.signal"), "");
+        for runtime_file in ["postmaster.pid", "postmaster.opts", "backup_label.old"] {
+            let _ = std::fs::remove_file(data_dir.join(runtime_file));
+        }
+        // The primary's slots are not the standby's.
+        let slots = data_dir.join("pg_replslot");
+        let _ = std::fs::remove_dir_all(&slots);
+        std::fs::create_dir(&slots).unwrap_or_else(|e| panic!("mkdir {}: {e}", slots.display()));
+        let mut conninfo = format!("host=127.0.0.1 port={} user=postgres", self.port);
+        if let Some(pw) = &self.password {
+            // A conninfo value in single quotes, backslash-escaped.
+            let quoted = pw.replace('\\', "\\\\").replace('\'', "\\'");
+            conninfo.push_str(&format!(" password='{quoted}'"));
+        }
+        let auto_conf = data_dir.join("postgresql.auto.conf");
+        let mut auto = std::fs::read_to_string(&auto_conf).unwrap_or_default();
+        auto.push_str(&format!(
+            "primary_conninfo = '{}'\n",
+            // postgresql.conf unescapes backslashes and doubled quotes in turn.
+            conninfo.replace('\\', "\\\\").replace('\'', "''")
+        ));
+        write_file(&auto_conf, &auto);
+        (scratch, data_dir)
     }
 
     pub fn port(&self) -> u16 {
@@ -383,7 +511,7 @@ impl Postgres {
         self.stop();
         // The new postmaster removes what a killed predecessor left.
         self.orphaned_shm = None;
-        let mut cmd = Command::new(pg_bin("postgres"));
+        let mut cmd = server_command_in(&self.bin_dir, "postgres");
         cmd.arg("-D").arg(&self.data_dir).env("LC_ALL", "C");
         if let Some(user) = &self.user {
             user.apply(&mut cmd);

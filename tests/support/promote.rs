@@ -77,6 +77,9 @@ pub fn epoch_names(archive_dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(archive_dir.join("epochs"))
         .map(|rd| {
             rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                // Not the store's staging files ("<n>#1") of a claim in flight:
+                // that epoch does not exist until the file is renamed.
+                .filter(|name| name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()))
                 .collect()
         })
         .unwrap_or_default();

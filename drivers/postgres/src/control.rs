@@ -26,12 +26,17 @@ pub struct ServerState {
 }
 
 impl ControlConnection {
+    /// A server of a major instarec does not support is refused here.
     pub async fn connect(cfg: &ConnConfig) -> Result<Self, PgError> {
         let client = connect_sql(cfg).await?;
-        Ok(ControlConnection {
+        let conn = ControlConnection {
             client,
             addr: cfg.addr(),
-        })
+        };
+        let row = conn.query_one("SHOW server_version").await?;
+        let reported: String = row.get(0);
+        crate::version::supported_major(&conn.addr, &reported)?;
+        Ok(conn)
     }
 
     /// host:port, for messages.

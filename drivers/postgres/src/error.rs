@@ -11,6 +11,10 @@ pub enum PgError {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
+    /// A server older or newer than the majors in [`crate::version::SUPPORTED`].
+    #[error(transparent)]
+    UnsupportedVersion(#[from] crate::version::UnsupportedVersion),
+
     #[error("could not connect to PostgreSQL at {addr}: {source}; check that the server is running and listens there (listen_addresses, port) and that no firewall blocks it")]
     Connect {
         addr: String,

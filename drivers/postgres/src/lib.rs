@@ -14,6 +14,7 @@ pub mod page;
 pub mod replication;
 pub mod segment;
 pub mod sql;
+pub mod version;
 pub mod wal_file;
 
 pub use conn::config::{ConfigError, ConnConfig, SslMode};

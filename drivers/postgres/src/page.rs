@@ -5,9 +5,6 @@
 
 use crate::lsn::{Lsn, TimelineId};
 
-/// `XLOG_PAGE_MAGIC` of PostgreSQL 15; it changes with every major version's WAL format.
-pub const XLOG_PAGE_MAGIC_PG15: u16 = 0xD110;
-
 /// `xlp_info` flag: the page begins with the rest of a record from the previous page.
 pub const XLP_FIRST_IS_CONTRECORD: u16 = 0x0001;
 /// `xlp_info` flag: this page has the long header (first page of a segment).
@@ -17,18 +14,6 @@ pub const XLP_LONG_HEADER: u16 = 0x0002;
 pub const SHORT_HEADER_LEN: usize = 24;
 /// MAXALIGN(sizeof(XLogLongPageHeaderData)).
 pub const LONG_HEADER_LEN: usize = 40;
-
-/// The PostgreSQL major version whose WAL format uses `magic`, for error messages.
-pub fn major_version_for_magic(magic: u16) -> Option<u32> {
-    match magic {
-        0xD106 => Some(13),
-        0xD10D => Some(14),
-        0xD110 => Some(15),
-        0xD113 => Some(16),
-        0xD116 => Some(17),
-        _ => None,
-    }
-}
 
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]
 pub struct XLogPageHeader {
@@ -143,8 +128,8 @@ mod tests {
     #[test]
     fn parses_long_header_of_first_page() {
         let h = XLogPageHeader::parse(&FIRST_PAGE).unwrap();
-        assert_eq!(h.magic, XLOG_PAGE_MAGIC_PG15);
-        assert_eq!(major_version_for_magic(h.magic), Some(15));
+        assert_eq!(h.magic, 0xD110);
+        assert_eq!(crate::version::major_for_wal_page_magic(h.magic), Some(15));
         assert_eq!(h.tli, TimelineId(1));
         assert_eq!(h.pageaddr, "0/2000000".parse().unwrap());
         assert_eq!(h.rem_len, 0);

@@ -69,12 +69,12 @@ fn sql_error(cfg: &ConnConfig, e: tokio_postgres::Error) -> PgError {
     // replication connection gives for the same failure.
     let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
     if let Some(io) = io {
-        // A refused certificate is a TLS fault to fix in sslrootcert or the
-        // server's certificate, not an unreachable server.
+        // A refused certificate (an unknown issuer, a wrong host name) is a
+        // TLS fault, as on a replication connection, not an unreachable server.
         if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
             return PgError::Tls {
                 addr: cfg.addr(),
-                reason: tls.to_string(),
+                reason: format!("{tls}; check sslrootcert, that the server certificate names host {:?} (verify-full), or use sslmode=require", cfg.host),
             };
         }
         return PgError::Connect {

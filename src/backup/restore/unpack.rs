@@ -343,6 +343,9 @@ mod tests {
                 .unwrap();
         });
         let manifest = BackupManifest {
+            backup: "b".into(),
+            version: 1,
+            system_identifier: None,
             files: vec![file("PG_VERSION", b"15\n"), file("base/1/1259", &big)],
         };
         let mut index = ManifestIndex::new(manifest);
@@ -379,6 +382,9 @@ mod tests {
             let mut flipped = bytes.to_vec();
             *flipped.last_mut().unwrap() ^= 1;
             let mut index = ManifestIndex::new(BackupManifest {
+                backup: "b".into(),
+                version: 1,
+                system_identifier: None,
                 files: vec![file(name, &flipped)],
             });
             let dir = tempfile::tempdir().unwrap();
@@ -403,7 +409,12 @@ mod tests {
             append(b, tar::EntryType::Regular, "pg_wal/evil", 0o600, b"x");
         });
         let dir = tempfile::tempdir().unwrap();
-        let mut index = ManifestIndex::new(BackupManifest { files: vec![] });
+        let mut index = ManifestIndex::new(BackupManifest {
+            backup: "b".into(),
+            version: 1,
+            system_identifier: None,
+            files: vec![],
+        });
         let err = unpack_blocking(&through[..], &target(dir.path()), &mut index).unwrap_err();
         assert!(
             matches!(&err, UnpackError::Entry { entry, .. } if entry == "pg_wal/evil"),
@@ -421,7 +432,12 @@ mod tests {
         let big = big();
         let archive = tar_of(|b| append(b, tar::EntryType::Regular, "big", 0o600, &big));
         let dir = tempfile::tempdir().unwrap();
-        let mut index = ManifestIndex::new(BackupManifest { files: vec![] });
+        let mut index = ManifestIndex::new(BackupManifest {
+            backup: "b".into(),
+            version: 1,
+            system_identifier: None,
+            files: vec![],
+        });
         let cut = &archive[..PIECE_BYTES + 4096];
         let err = unpack_blocking(cut, &target(dir.path()), &mut index).unwrap_err();
         assert!(matches!(err, UnpackError::Tar(_)), "{err}");

@@ -3,6 +3,7 @@
 
 use super::layout::{self, WalKey};
 use crate::archive::{Archive, ArchiveError};
+use crate::backup::manifest::BackupManifest;
 use crate::backup::{layout as backup_layout, BackupRecord};
 use instarec_postgres::lsn::{Lsn, TimelineId};
 use instarec_postgres::segment::{SegmentNo, WalSegmentSize};
@@ -54,6 +55,10 @@ pub async fn verify_backups(
                             record.manifest_blake3
                         ),
                     ));
+                } else if let Err(e) = BackupManifest::parse(&record.id, &bytes)
+                    .and_then(|m| m.check_system(&record.system_id))
+                {
+                    faults.push((manifest, e.to_string()));
                 }
             }
             Ok(None) => faults.push((

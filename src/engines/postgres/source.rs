@@ -270,6 +270,7 @@ fn is_fatal(e: &anyhow::Error) -> bool {
     match e.downcast_ref::<PgError>() {
         Some(PgError::Auth { .. })
         | Some(PgError::Config(_))
+        | Some(PgError::UnsupportedVersion(_))
         | Some(PgError::InvalidSlotName { .. }) => true,
         // 58P01: requested WAL segment has already been removed.
         Some(PgError::Server { code, .. }) => code == "58P01" || code == "42704",

@@ -198,7 +198,7 @@ fn segment_system_id(data: &[u8], path: &Path) -> Result<u64, TransferError> {
         reason,
     };
     let header = XLogPageHeader::parse(data).map_err(|e| not_wal(e.to_string()))?;
-    if instarec_postgres::page::major_version_for_magic(header.magic).is_none() {
+    if instarec_postgres::version::major_for_wal_page_magic(header.magic).is_none() {
         return Err(not_wal(format!(
             "page magic {:#06X} is unknown",
             header.magic

@@ -9,8 +9,9 @@ use super::layout::{self, WalKey};
 use crate::archive::{Archive, ArchiveError};
 use futures::StreamExt;
 use instarec_postgres::lsn::{Lsn, TimelineId};
-use instarec_postgres::page::{major_version_for_magic, XLogPageHeader, LONG_HEADER_LEN};
+use instarec_postgres::page::{XLogPageHeader, LONG_HEADER_LEN};
 use instarec_postgres::segment::{SegmentNo, WalSegmentSize};
+use instarec_postgres::version::major_for_wal_page_magic;
 use instarec_postgres::wal_file::WalFileKind;
 use std::collections::BTreeMap;
 
@@ -192,11 +193,12 @@ impl Expected<'_> {
             Ok(h) => h,
             Err(e) => return fault(format!("first page: {e}")),
         };
-        if major_version_for_magic(header.magic).is_none() {
+        if major_for_wal_page_magic(header.magic).is_none() {
             return fault(format!(
-                "first page magic {:#06X} is not a PostgreSQL 13-17 WAL page magic: the object \
-                 does not hold WAL",
-                header.magic
+                "first page magic {:#06X} is not the WAL page magic of any PostgreSQL major \
+                 from 13 to {}: the object does not hold WAL",
+                header.magic,
+                instarec_postgres::version::newest_supported()
             ));
         }
         let Some(long) = header.long else {
@@ -580,6 +582,8 @@ mod tests {
         let start = size.segment_start(SegmentNo(3));
         let check = |page: &[u8]| expected.check_first_page("k", start, page, None);
         assert_eq!(check(&first_page(start.0, 7263, 1 << 20, 0xD110)), None);
+        // PostgreSQL 18's magic is WAL too.
+        assert_eq!(check(&first_page(start.0, 7263, 1 << 20, 0xD118)), None);
         let bad_magic = check(&first_page(start.0, 7263, 1 << 20, 0x1234)).unwrap();
         assert!(
             bad_magic.message.contains("0x1234"),
