@@ -5,11 +5,17 @@
 //! It opens as a primary's dump does: a fake ROTATE to the file it starts
 //! in and that file's FORMAT_DESCRIPTION (re-stamped when it joins the file
 //! past its start), then, for MariaDB, a GTID_LIST with the replica's
-//! position. A MySQL auto-position stream starts at the first chunk with a
+//! position (a stream by file from a file's start gets that file's
+//! description as archived, as from a primary). A MySQL auto-position stream starts at the first chunk with a
 //! transaction the replica lacks (the file's first chunk, PREVIOUS_GTIDS
 //! included, when that is the file's first transaction); a MySQL source
 //! would send the file from its start and skip, which the replica cannot
 //! tell apart: it takes no position from PREVIOUS_GTIDS or skipped groups.
+//!
+//! A client that asked for the binlog up to its end only (mariadb-binlog
+//! without --stop-never: BINLOG_DUMP_NON_BLOCK or server_id 0) gets an EOF
+//! packet once it has everything the archive holds, as a primary sends one
+//! at the end of its last binlog.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +59,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         start,
         session,
         sender,
+        non_blocking,
         ..
     } = dump;
     let heartbeat = session.heartbeat_period().unwrap_or(DEFAULT_HEARTBEAT);
@@ -66,7 +73,10 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         until: options.until.clone(),
         reached: false,
     };
-    match stream.run(start, options, heartbeat, shutdown).await {
+    match stream
+        .run(start, options, heartbeat, non_blocking, shutdown)
+        .await
+    {
         Err(RelayServeError::Replica(e)) => Err(RelayServeError::Replica(e)),
         Err(e) => {
             let message = format!("instarec relay: {e}");
@@ -101,6 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         start: DumpStart,
         options: StreamOptions,
         heartbeat: Duration,
+        non_blocking: bool,
         shutdown: CancellationToken,
     ) -> Result<(), RelayServeError> {
         let keys = self.archive.chunks().await?;
@@ -108,6 +119,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
             return Err(RelayServeError::Position(
                 "the archive holds no binlog yet; start `instarec ship` for the primary".into(),
             ));
+        };
+        // A primary sends the description as in the file to a client that
+        // reads a file from its start, re-stamped to one that joins it later.
+        let from_file_start = match &start {
+            DumpStart::File(at) => at.pos <= 4,
+            _ => false,
+        };
+        let start_file = match &start {
+            DumpStart::File(at) => Some(at.file.clone()),
+            _ => None,
         };
         let (first, gtid_state) = match start {
             DumpStart::MariadbGtid(applied) => {
@@ -134,7 +155,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         // The stream opens in the file it resumes in (or the newest, when
         // the replica has everything), joined mid-file.
         let anchor = keys.get(first).unwrap_or(newest).clone();
-        self.open_file(&anchor, false).await?;
+        let whole_file = from_file_start && start_file.as_deref() == Some(anchor.file.as_str());
+        self.open_file(&anchor, whole_file).await?;
         if let Some(state) = &gtid_state {
             self.sender.send_gtid_list(state).await?;
         }
@@ -149,6 +171,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         }
         for key in &keys[first..] {
             self.send_chunk(key).await?;
+        }
+        if non_blocking {
+            return self.send_rest_then_eof().await;
         }
 
         let mut idle_since = Instant::now();
@@ -189,6 +214,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
             idle_since = Instant::now();
             idle_polls = 0;
         }
+    }
+
+    /// Sends what the archive gained meanwhile, then the EOF that ends a
+    /// non-blocking dump.
+    async fn send_rest_then_eof(&mut self) -> Result<(), RelayServeError> {
+        while !self.reached {
+            let new = self.poll(true).await?;
+            if new.is_empty() {
+                break;
+            }
+            for key in &new {
+                self.send_chunk(key).await?;
+            }
+        }
+        tracing::info!(
+            peer = self.sender.peer(),
+            at = %self.sender.position().map(ToString::to_string).unwrap_or_default(),
+            "replica has the archive's end and asked for no more (BINLOG_DUMP_NON_BLOCK); sending EOF"
+        );
+        self.sender.end_of_binlog().await?;
+        Ok(())
     }
 
     /// Chunks after the last one seen: the current file's, or anyone's on

@@ -37,7 +37,9 @@ pub enum DumpStart {
 pub struct DumpRequest<S> {
     pub start: DumpStart,
     pub replica_server_id: u32,
-    /// The replica asked for EOF at the end instead of waiting.
+    /// The replica asked for EOF at the end of the binlog instead of
+    /// waiting (BINLOG_DUMP_NON_BLOCK, or server_id 0 as mariadb-binlog
+    /// sends without --stop-never).
     pub non_blocking: bool,
     pub session: ReplicaSession,
     pub sender: BinlogSender<S>,
@@ -163,20 +165,28 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
     replica_server_id: u32,
     non_blocking: bool,
 ) -> Result<DumpRequest<S>, RelayError> {
+    // A primary ends the dump of a client with server_id 0 at the end of
+    // the binlog, as if it had asked for BINLOG_DUMP_NON_BLOCK.
+    let non_blocking = non_blocking || replica_server_id == 0;
     let archive = session.identity().binlog_checksum;
-    let replica = match session.replica_checksum() {
+    let declared = match session.replica_checksum() {
         Ok(c) => c,
         Err(e) => return refuse(conn, e).await,
     };
-    // Archived events keep their exact bytes, checksums included, so the
-    // replica must take the archive's checksum.
-    if archive == BinlogChecksum::Crc32 && replica != BinlogChecksum::Crc32 {
-        return refuse(
-            conn,
-            "the archived binlog has CRC32 checksums and this replica did not declare @master_binlog_checksum; use a replica from MariaDB 5.3 / MySQL 5.6.2 or later".into(),
-        )
-        .await;
-    }
+    // Archived events keep their exact bytes, checksums included, as a
+    // primary sends them: a replica that declared no checksum at all
+    // cannot read them (a primary refuses it the same way).
+    let opening_checksum = match declared {
+        Some(c) => c,
+        None if archive == BinlogChecksum::Crc32 => {
+            return refuse(
+                conn,
+                "the archived binlog has CRC32 checksums and this replica did not set @master_binlog_checksum, so it cannot read them; use a replica from MariaDB 5.3 / MySQL 5.6.2 or later".into(),
+            )
+            .await
+        }
+        None => BinlogChecksum::Off,
+    };
     // A MySQL replica stops by itself on a source with its own uuid; one
     // that does not check would apply its own transactions twice.
     if let (Some(mysql), Some(replica_uuid)) = (&session.identity().mysql, session.replica_uuid()) {
@@ -194,7 +204,7 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
         replica_server_id,
         non_blocking,
         session,
-        sender: BinlogSender::new(conn, server_id, archive),
+        sender: BinlogSender::new(conn, server_id, opening_checksum),
     })
 }
 
