@@ -32,9 +32,6 @@ use instarec_mysql::{EventType, MariadbGtidPos};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-/// A replica gets a heartbeat at least this often when it asked for none:
-/// well inside the default slave_net_timeout (60 s).
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 /// While idle, the whole index listing is re-read this often (new epochs,
 /// a new file after a primary crash); otherwise only the current file's.
 const FULL_SCAN_EVERY: u32 = 10;
@@ -45,6 +42,10 @@ pub struct StreamOptions {
     pub poll_interval: Duration,
     /// Stop before the first transaction past this; None: follow forever.
     pub until: Option<UntilTarget>,
+    /// How often a registered replica that asked for no heartbeat gets
+    /// one anyway while idle. A client that did not register (mariadb-binlog
+    /// --stop-never) gets none, as from a primary: it cannot decode them.
+    pub idle_heartbeat: Duration,
 }
 
 /// Streams until the replica leaves, `shutdown`, or an error (which the
@@ -62,7 +63,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         non_blocking,
         ..
     } = dump;
-    let heartbeat = session.heartbeat_period().unwrap_or(DEFAULT_HEARTBEAT);
+    let heartbeat = session
+        .heartbeat_period()
+        .or_else(|| session.registered().then_some(options.idle_heartbeat));
     let mut stream = ReplicaStream {
         archive,
         sender,
@@ -110,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         &mut self,
         start: DumpStart,
         options: StreamOptions,
-        heartbeat: Duration,
+        heartbeat: Option<Duration>,
         non_blocking: bool,
         shutdown: CancellationToken,
     ) -> Result<(), RelayServeError> {
@@ -187,9 +190,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 }
                 _ = tokio::time::sleep(options.poll_interval) => {}
             }
+            let beat_due = heartbeat.is_some_and(|every| idle_since.elapsed() >= every);
             if self.reached {
                 // Idle for good, with heartbeats so the replica stays connected.
-                if idle_since.elapsed() >= heartbeat {
+                if beat_due {
                     self.sender.heartbeat().await?;
                     idle_since = Instant::now();
                 }
@@ -202,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
             }
             let new = self.poll(full_scan).await?;
             if new.is_empty() {
-                if idle_since.elapsed() >= heartbeat {
+                if beat_due {
                     self.sender.heartbeat().await?;
                     idle_since = Instant::now();
                 }
@@ -351,8 +355,8 @@ mod tests {
     use crate::relay::{RelayOptions, RelayServer};
     use bytes::{Bytes, BytesMut};
     use instarec_mysql::relay::{
-        caps, BinlogDumpGtidRequest, Command, Credentials, ErrPacket, HandshakeResponse41,
-        HandshakeV10, RegisterSlave, TextResultSet,
+        caps, BinlogDumpGtidRequest, BinlogDumpRequest, Command, Credentials, EofPacket, ErrPacket,
+        HandshakeResponse41, HandshakeV10, RegisterSlave, TextResultSet,
     };
     use instarec_mysql::stream_decoder::{Decoded, StreamDecoder};
     use instarec_mysql::{BinlogEvent, EventType, MysqlGtidSet, StreamedEvent};
@@ -415,14 +419,8 @@ mod tests {
         }
     }
 
-    /// What MySQL 8.0.27's I/O thread does up to its dump request
-    /// (rpl_replica.cc), then the events it receives until `until` says
-    /// it has enough.
-    async fn mysql_replica_dump(
-        addr: std::net::SocketAddr,
-        executed: MysqlGtidSet,
-        until: impl Fn(&[BinlogEvent]) -> bool,
-    ) -> Result<Vec<BinlogEvent>, String> {
+    /// Connected and logged in as `repl`.
+    async fn logged_in(addr: std::net::SocketAddr) -> Replica {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let mut r = Replica { tcp, seq: 0 };
         let hello = HandshakeV10::parse(&r.read().await).unwrap();
@@ -441,7 +439,18 @@ mod tests {
         .encode(&mut buf);
         r.write(&buf).await;
         assert_eq!(r.read().await[0], 0x00, "logged in");
+        r
+    }
 
+    /// What MySQL 8.0.27's I/O thread does up to its dump request
+    /// (rpl_replica.cc), then the events it receives until `until` says
+    /// it has enough.
+    async fn mysql_replica_dump(
+        addr: std::net::SocketAddr,
+        executed: MysqlGtidSet,
+        until: impl Fn(&[BinlogEvent]) -> bool,
+    ) -> Result<Vec<BinlogEvent>, String> {
+        let mut r = logged_in(addr).await;
         let now: u64 = r
             .select("SELECT UNIX_TIMESTAMP()")
             .await
@@ -508,6 +517,207 @@ mod tests {
             }
         }
         Ok(events)
+    }
+
+    /// How a dump read by `file_dump` ended.
+    #[derive(Debug, PartialEq)]
+    enum DumpEnd {
+        /// The EOF packet of a non-blocking dump.
+        Eof,
+        Error(String),
+        /// Nothing more came for a while; the stream is still open.
+        Quiet,
+        /// An idle stream's heartbeat (the stream is still open).
+        Heartbeat,
+    }
+
+    /// How a client asks for a file: what it declares, whether it
+    /// registers as a replica, its COM_BINLOG_DUMP flags and server_id.
+    struct FileClient {
+        checksum: Option<&'static str>,
+        register: bool,
+        flags: u16,
+        server_id: u32,
+    }
+
+    /// mariadb-binlog --read-from-remote-server as the relay logged it:
+    /// SELECT VERSION(), SET @master_binlog_checksum='NONE', SET
+    /// @mariadb_slave_capability=4, COM_BINLOG_DUMP of `file` at 4
+    /// (BINLOG_SEND_ANNOTATE_ROWS_EVENT, plus BINLOG_DUMP_NON_BLOCK and
+    /// server_id 0 without --stop-never).
+    const MARIADB_BINLOG: FileClient = FileClient {
+        checksum: Some("NONE"),
+        register: false,
+        flags: 0x02 | 0x01,
+        server_id: 0,
+    };
+
+    /// The events (exact bytes) a client gets for `file` from its start,
+    /// and how the stream ended.
+    async fn file_dump(
+        addr: std::net::SocketAddr,
+        client: &FileClient,
+        file: &str,
+        quiet: Duration,
+    ) -> (Vec<Bytes>, DumpEnd) {
+        let mut r = logged_in(addr).await;
+        assert!(r.select("SELECT VERSION()").await.is_some());
+        if let Some(checksum) = client.checksum {
+            r.set(&format!("SET @master_binlog_checksum='{checksum}'"))
+                .await;
+        }
+        r.set("SET @mariadb_slave_capability=4").await;
+        if client.register {
+            let ok = r
+                .command(Command::RegisterSlave(RegisterSlave {
+                    server_id: client.server_id,
+                    hostname: String::new(),
+                    user: String::new(),
+                    port: 3306,
+                }))
+                .await;
+            assert_eq!(ok[0], 0x00);
+        }
+        let mut buf = BytesMut::new();
+        Command::BinlogDump(BinlogDumpRequest {
+            pos: 4,
+            flags: client.flags,
+            server_id: client.server_id,
+            file: file.into(),
+        })
+        .encode(&mut buf);
+        r.seq = 0;
+        r.write(&buf).await;
+        let mut events = Vec::new();
+        loop {
+            let Ok(packet) = tokio::time::timeout(quiet, r.read()).await else {
+                return (events, DumpEnd::Quiet);
+            };
+            match packet[0] {
+                0x00 if event_type_of(&packet[1..]) == EventType::Heartbeat => {
+                    return (events, DumpEnd::Heartbeat)
+                }
+                0x00 => events.push(packet.slice(1..)),
+                0xfe if packet.len() < 9 => {
+                    EofPacket::parse(&packet).unwrap();
+                    return (events, DumpEnd::Eof);
+                }
+                0xff => {
+                    let err = ErrPacket::parse(&packet).unwrap();
+                    return (events, DumpEnd::Error(err.message));
+                }
+                other => panic!("packet 0x{other:02x}: {packet:?}"),
+            }
+        }
+    }
+
+    fn event_type_of(event: &[u8]) -> EventType {
+        EventType::from(event[4])
+    }
+
+    async fn relay_over(
+        archive: crate::archive::Archive,
+    ) -> (
+        std::net::SocketAddr,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let credentials = Credentials {
+            user: "repl".into(),
+            password: String::new(),
+        };
+        let mut options = RelayOptions::new("127.0.0.1:0".parse().unwrap(), credentials);
+        options.poll_interval = Duration::from_millis(20);
+        options.idle_heartbeat = Duration::from_millis(100);
+        let server = RelayServer::bind(options, archive).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(shutdown.clone()));
+        (addr, shutdown, serving)
+    }
+
+    /// As from a primary: the opening fake ROTATE without a checksum (the
+    /// client declared NONE), each file's FORMAT_DESCRIPTION and events as
+    /// archived (CRC32 included), the fake ROTATE to the next file with
+    /// the file's checksum, and EOF at the archive's end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_binlog_gets_the_files_as_archived_then_eof() {
+        let archive = shipped_mysql(&[
+            (MYSQL_8_0_26, "binlog.000001"),
+            (MYSQL_8_0_32_COMPRESSED, "binlog.000002"),
+        ])
+        .await;
+        let (addr, shutdown, serving) = relay_over(archive).await;
+        let quiet = Duration::from_secs(5);
+        let (events, end) = file_dump(addr, &MARIADB_BINLOG, "binlog.000001", quiet).await;
+        assert_eq!(end, DumpEnd::Eof);
+        let rotate = |bytes: &Bytes, crc: bool| {
+            assert_eq!(event_type_of(bytes), EventType::Rotate);
+            let size = 19 + 8 + "binlog.00000x".len() + if crc { 4 } else { 0 };
+            assert_eq!(bytes.len(), size, "{bytes:?}");
+            if crc {
+                instarec_mysql::RawEvent::parse(bytes.clone())
+                    .unwrap()
+                    .verify_crc32()
+                    .unwrap();
+            }
+        };
+        rotate(&events[0], false);
+        assert_eq!(&events[0][27..], b"binlog.000001");
+        let mut expected: Vec<u8> = MYSQL_8_0_26[4..].to_vec();
+        let at_second = events[1..]
+            .iter()
+            .position(|e| event_type_of(e) == EventType::Rotate)
+            .unwrap()
+            + 1;
+        let file1: Vec<u8> = events[1..at_second]
+            .iter()
+            .flat_map(|e| e.to_vec())
+            .collect();
+        assert_eq!(file1, expected, "binlog.000001 as archived");
+        rotate(&events[at_second], true);
+        assert_eq!(&events[at_second][27..40], b"binlog.000002");
+        expected = MYSQL_8_0_32_COMPRESSED[4..].to_vec();
+        let file2: Vec<u8> = events[at_second + 1..]
+            .iter()
+            .flat_map(|e| e.to_vec())
+            .collect();
+        assert_eq!(file2, expected, "binlog.000002 as archived");
+
+        // A client that declares no checksum cannot read CRC32 events.
+        let undeclared = FileClient {
+            checksum: None,
+            ..MARIADB_BINLOG
+        };
+        let (events, end) = file_dump(addr, &undeclared, "binlog.000001", quiet).await;
+        assert!(events.is_empty());
+        assert!(
+            matches!(&end, DumpEnd::Error(m) if m.contains("@master_binlog_checksum")),
+            "{end:?}"
+        );
+
+        // --stop-never: the stream stays open and, like a primary's, sends
+        // no heartbeat the tool did not ask for (it cannot decode one)...
+        let stop_never = FileClient {
+            flags: 0x02,
+            server_id: 1,
+            ..MARIADB_BINLOG
+        };
+        let idle = Duration::from_millis(600);
+        let (events, end) = file_dump(addr, &stop_never, "binlog.000002", idle).await;
+        assert_eq!(end, DumpEnd::Quiet);
+        assert_eq!(&events.last().unwrap()[..], &MYSQL_8_0_32_COMPRESSED[431..]);
+        // ...while an idle registered replica gets them.
+        let replica = FileClient {
+            register: true,
+            checksum: Some("CRC32"),
+            ..stop_never
+        };
+        let (_, end) = file_dump(addr, &replica, "binlog.000002", idle).await;
+        assert_eq!(end, DumpEnd::Heartbeat);
+
+        shutdown.cancel();
+        serving.await.unwrap();
     }
 
     fn bytes_of(events: &[&BinlogEvent]) -> Vec<u8> {

@@ -73,6 +73,7 @@ pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
             Command::Ping | Command::RegisterSlave(_) => {
                 if let Command::RegisterSlave(r) = &command {
                     tracing::debug!(peer, server_id = r.server_id, "replica registered");
+                    session.register();
                 }
                 OkPacket::default().encode(&mut buf);
                 conn.write_packet(&buf).await?;

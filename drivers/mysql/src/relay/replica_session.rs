@@ -96,6 +96,9 @@ pub struct ReplicaSession {
     identity: ServerIdentity,
     /// `None` values are SQL NULL.
     user_vars: HashMap<String, Option<String>>,
+    /// It sent COM_REGISTER_SLAVE: a replica's I/O thread, not a tool
+    /// such as mariadb-binlog.
+    registered: bool,
 }
 
 impl ReplicaSession {
@@ -103,6 +106,7 @@ impl ReplicaSession {
         ReplicaSession {
             identity,
             user_vars: HashMap::new(),
+            registered: false,
         }
     }
 
@@ -243,6 +247,17 @@ impl ReplicaSession {
             .parse()
             .ok()?;
         (ns > 0).then(|| Duration::from_nanos(ns))
+    }
+
+    /// Notes COM_REGISTER_SLAVE.
+    pub fn register(&mut self) {
+        self.registered = true;
+    }
+
+    /// Whether the client registered as a replica (COM_REGISTER_SLAVE):
+    /// replicas do, mariadb-binlog does not.
+    pub fn registered(&self) -> bool {
+        self.registered
     }
 
     /// The server_uuid a MySQL replica says it has (@replica_uuid, or
