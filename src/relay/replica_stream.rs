@@ -61,6 +61,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         session,
         sender,
         non_blocking,
+        skip_annotate_rows,
         ..
     } = dump;
     let heartbeat = session
@@ -75,6 +76,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         file_ended: false,
         until: options.until.clone(),
         reached: false,
+        skip_annotate_rows,
     };
     match stream
         .run(start, options, heartbeat, non_blocking, shutdown)
@@ -106,6 +108,8 @@ struct ReplicaStream<'a, S> {
     until: Option<UntilTarget>,
     /// A transaction past `until` was met: nothing more is sent.
     reached: bool,
+    /// ANNOTATE_ROWS events are left out (see DumpRequest).
+    skip_annotate_rows: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
@@ -307,7 +311,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 self.reached = true;
                 break;
             }
-            if keep {
+            let left_out =
+                self.skip_annotate_rows && event.header.event_type == EventType::AnnotateRows;
+            if keep && !left_out {
                 self.sender.send_event(event).await?;
                 self.file_ended = event.header.event_type == EventType::Rotate;
             }

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::auth::{new_scramble, AuthSwitchRequest, Credentials, NATIVE_PASSWORD};
 use super::binlog_sender::BinlogSender;
-use super::command::{Command, BINLOG_DUMP_NON_BLOCK};
+use super::command::{Command, BINLOG_DUMP_NON_BLOCK, BINLOG_SEND_ANNOTATE_ROWS_EVENT};
 use super::err_packet::{ErrPacket, ACCESS_DENIED, FATAL_READING_BINLOG, UNKNOWN_COMMAND};
 use super::handshake::{
     caps, HandshakeResponse41, HandshakeV10, CHARSET_UTF8MB4, STATUS_AUTOCOMMIT,
@@ -41,9 +41,17 @@ pub struct DumpRequest<S> {
     /// waiting (BINLOG_DUMP_NON_BLOCK, or server_id 0 as mariadb-binlog
     /// sends without --stop-never).
     pub non_blocking: bool,
+    /// Leave out ANNOTATE_ROWS events: a MariaDB client that did not ask
+    /// for them (BINLOG_SEND_ANNOTATE_ROWS_EVENT) and tolerates holes in
+    /// the stream, as a primary leaves them out.
+    pub skip_annotate_rows: bool,
     pub session: ReplicaSession,
     pub sender: BinlogSender<S>,
 }
+
+/// MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES: the client copes with events
+/// left out of the stream.
+const MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES: u8 = 2;
 
 /// Serves one replica connection until it asks for its binlog.
 pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
@@ -120,12 +128,15 @@ pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
                         Err(e) => return refuse(conn, e.to_string()).await,
                     },
                 };
+                let skip_annotate_rows = dump.flags & BINLOG_SEND_ANNOTATE_ROWS_EVENT == 0
+                    && session.mariadb_capability() >= MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES;
                 return dump_request(
                     conn,
                     session,
                     start,
                     dump.server_id,
                     dump.flags & BINLOG_DUMP_NON_BLOCK != 0,
+                    skip_annotate_rows,
                 )
                 .await;
             }
@@ -143,6 +154,7 @@ pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
                     start,
                     dump.server_id,
                     dump.flags & BINLOG_DUMP_NON_BLOCK != 0,
+                    false,
                 )
                 .await;
             }
@@ -165,6 +177,7 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
     start: DumpStart,
     replica_server_id: u32,
     non_blocking: bool,
+    skip_annotate_rows: bool,
 ) -> Result<DumpRequest<S>, RelayError> {
     // A primary ends the dump of a client with server_id 0 at the end of
     // the binlog, as if it had asked for BINLOG_DUMP_NON_BLOCK.
@@ -204,6 +217,7 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
         start,
         replica_server_id,
         non_blocking,
+        skip_annotate_rows,
         session,
         sender: BinlogSender::new(conn, server_id, opening_checksum),
     })

@@ -267,6 +267,15 @@ impl ReplicaSession {
             .or_else(|| self.user_var("slave_uuid"))
     }
 
+    /// What a MariaDB client says it understands
+    /// (@mariadb_slave_capability, MARIA_SLAVE_CAPABILITY_*): 4 for a
+    /// replica or mariadb-binlog of MariaDB 10; 0 if unset (MySQL).
+    pub fn mariadb_capability(&self) -> u8 {
+        self.user_var("mariadb_slave_capability")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// MariaDB's GTID connect state; None if the replica connects by file
     /// and position.
     pub fn connect_state(&self) -> Option<Result<MariadbGtidPos, GtidError>> {
@@ -357,7 +366,9 @@ mod tests {
             vec![vec![Some("10.11.6-MariaDB-log".into())]]
         );
         assert_eq!(s.answer("SET @master_binlog_checksum='NONE'"), Reply::Ok);
+        assert_eq!(s.mariadb_capability(), 0);
         assert_eq!(s.answer("SET @mariadb_slave_capability=4"), Reply::Ok);
+        assert_eq!(s.mariadb_capability(), 4);
         assert_eq!(s.replica_checksum(), Ok(Some(BinlogChecksum::Off)));
         assert!(s.connect_state().is_none(), "it reads by file");
         assert_eq!(s.answer("SET @master_binlog_checksum='md5'"), Reply::Ok);
