@@ -187,6 +187,18 @@ fn normalized(output: &str) -> String {
     output.to_string()
 }
 
+/// The output without the GTID_LIST a server makes up for a GTID stream
+/// (`#700101  0:00:00 ... Gtid list [...]`) and without the `# at` lines,
+/// which count the bytes received and so move by that event's size.
+fn without_fake_gtid_list(output: &str) -> String {
+    output
+        .lines()
+        .filter(|l| !(l.starts_with("#700101") && l.contains("\tGtid list [")))
+        .filter(|l| !l.starts_with("# at "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The `# at` offset of the event group with `gtid` in `output`.
 fn offset_of(output: &str, gtid: &str) -> u64 {
     let mut at = None;
@@ -198,6 +210,30 @@ fn offset_of(output: &str, gtid: &str) -> u64 {
         }
     }
     panic!("no GTID {gtid} in the output")
+}
+
+/// Panics showing the first differing lines of two decoded outputs.
+fn assert_same(args: &[&str], want: &str, got: &str) {
+    if want != got {
+        let first = want
+            .lines()
+            .zip(got.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(got.lines().count()));
+        let around = |t: &str| {
+            t.lines()
+                .skip(first.saturating_sub(5))
+                .take(12)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "{args:?}: decoded output differs at line {}:\nprimary:\n{}\nrelay:\n{}",
+            first + 1,
+            around(want),
+            around(got)
+        );
+    }
 }
 
 /// A primary with three binlog files of `per_file` transactions each,
@@ -224,7 +260,11 @@ impl Rig {
         let shipper = Shipper::start(&config);
         write_transactions(&primary, 0, per_file);
         primary.query("FLUSH BINARY LOGS");
-        write_transactions(&primary, per_file, per_file);
+        // The second file in two halves a few flush intervals apart, so it
+        // spans several archive chunks.
+        write_transactions(&primary, per_file, per_file / 2);
+        std::thread::sleep(Duration::from_millis(800));
+        write_transactions(&primary, per_file + per_file / 2, per_file - per_file / 2);
         primary.query("FLUSH BINARY LOGS");
         write_transactions(&primary, 2 * per_file, per_file);
         wait_archived(&primary, &url, &shipper);
@@ -268,26 +308,21 @@ impl Rig {
             "{args:?}: no GTID from the primary:\n{want}"
         );
         assert_eq!(got_gtids, want_gtids, "{args:?}: the GTIDs differ");
-        if normalized(&want) != normalized(&got) {
-            let first = want
-                .lines()
-                .zip(got.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(want.lines().count().min(got.lines().count()));
-            let around = |t: &str| {
-                t.lines()
-                    .skip(first.saturating_sub(5))
-                    .take(12)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
-            panic!(
-                "{args:?}: decoded output differs at line {}:\nprimary:\n{}\nrelay:\n{}",
-                first + 1,
-                around(&want),
-                around(&got)
-            );
-        }
+        assert_same(args, &normalized(&want), &normalized(&got));
+        want
+    }
+
+    /// As `same_through_both` for a GTID start, where a primary sends a
+    /// made-up GTID_LIST once the stream passes the position and the relay
+    /// does not: the same events, GTIDs and decoded statements, but for
+    /// that event and the `# at` byte counts after it.
+    fn same_events_through_both(&self, args: &[&str]) -> String {
+        let dir = self.dir.path();
+        let want = Tool::start(dir, self.at_primary(), args).finish(self);
+        let got = Tool::start(dir, self.at_relay(), args).finish(self);
+        assert_eq!(gtids(&got), gtids(&want), "{args:?}: the GTIDs differ");
+        let (want, got) = (without_fake_gtid_list(&want), without_fake_gtid_list(&got));
+        assert_same(args, &want, &got);
         want
     }
 
@@ -332,6 +367,20 @@ fn mariadb_binlog_reads_the_same_events_and_gtids_from_the_relay_as_from_the_pri
     let start = format!("--start-position={}", offset_of(&second, &middle));
     let joined = rig.same_through_both(&[&start, "mysql-bin.000002"]);
     assert_eq!(gtids(&joined).first(), Some(&middle));
+
+    // From a GTID position (the tool sets @slave_connect_state): it reads
+    // the file the position is in from its start, as from a primary, and
+    // checks that file's GTID_LIST covers the position.
+    let after = format!("0-1-{}", PER_FILE + 70);
+    let by_gtid = rig.same_events_through_both(&[
+        &format!("--start-position={after}"),
+        "--to-last-log",
+        "mysql-bin.000001",
+    ]);
+    assert_eq!(
+        gtids(&by_gtid).len() as u32,
+        3 * PER_FILE + 2 - (PER_FILE + 70)
+    );
 
     // Without ANNOTATE_ROWS (the tool does not ask for them): a primary
     // leaves them out for a client that tolerates holes, so does the relay.

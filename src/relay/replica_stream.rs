@@ -12,6 +12,13 @@
 //! would send the file from its start and skip, which the replica cannot
 //! tell apart: it takes no position from PREVIOUS_GTIDS or skipped groups.
 //!
+//! A MariaDB GTID stream for a client that did not register as a replica
+//! (mariadb-binlog --start-position=<GTID>) starts at the first chunk of the
+//! file that holds the position, as a primary reads that file from its
+//! start: the tool checks that the file's GTID_LIST covers the position.
+//! Replicas start at the first chunk they lack, which saves reading up to a
+//! file's worth of chunks on every reconnect.
+//!
 //! A client that asked for the binlog up to its end only (mariadb-binlog
 //! without --stop-never: BINLOG_DUMP_NON_BLOCK or server_id 0) gets an EOF
 //! packet once it has everything the archive holds, as a primary sends one
@@ -78,8 +85,16 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         reached: false,
         skip_annotate_rows,
     };
+    let reads_whole_files = !session.registered();
     match stream
-        .run(start, options, heartbeat, non_blocking, shutdown)
+        .run(
+            start,
+            options,
+            heartbeat,
+            non_blocking,
+            reads_whole_files,
+            shutdown,
+        )
         .await
     {
         Err(RelayServeError::Replica(e)) => Err(RelayServeError::Replica(e)),
@@ -119,6 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         options: StreamOptions,
         heartbeat: Option<Duration>,
         non_blocking: bool,
+        reads_whole_files: bool,
         shutdown: CancellationToken,
     ) -> Result<(), RelayServeError> {
         let keys = self.archive.chunks().await?;
@@ -139,7 +155,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         };
         let (first, gtid_state) = match start {
             DumpStart::MariadbGtid(applied) => {
-                let first = start_point::after_gtid(self.archive, &keys, &applied).await?;
+                let mut first = start_point::after_gtid(self.archive, &keys, &applied).await?;
+                if reads_whole_files {
+                    first = start_point::first_of_its_file(&keys, first);
+                }
                 self.filter = StartFilter::gtid(applied.clone());
                 (first, Some(applied))
             }
@@ -162,9 +181,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         // The stream opens in the file it resumes in (or the newest, when
         // the replica has everything), joined mid-file.
         let anchor = keys.get(first).unwrap_or(newest).clone();
-        let whole_file = from_file_start && start_file.as_deref() == Some(anchor.file.as_str());
+        let whole_file = if reads_whole_files && gtid_state.is_some() {
+            let format = self.archive.format(anchor.epoch, &anchor.file).await?;
+            anchor.first <= 4 + format.event.bytes.len() as u64
+        } else {
+            from_file_start && start_file.as_deref() == Some(anchor.file.as_str())
+        };
         self.open_file(&anchor, whole_file).await?;
-        if let Some(state) = &gtid_state {
+        // A replica takes its position from it even if nothing follows; a
+        // tool reading whole files gets none, as from a primary (which
+        // sends one once the stream passes the position).
+        if let Some(state) = gtid_state.as_ref().filter(|_| !reads_whole_files) {
             self.sender.send_gtid_list(state).await?;
         }
         tracing::info!(
