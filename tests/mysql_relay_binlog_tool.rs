@@ -10,11 +10,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use instarec::relay::BinlogArchive;
-use support::instarec::bound_archive;
-use support::instarec::Shipper;
+use support::instarec::{bound_archive, Shipper};
 use support::process::GroupChild;
 use support::relay::{relay_config, Relay, RELAY_PASSWORD, RELAY_USER};
 use support::{free_port, MariaDb, MariaDbOptions};
@@ -72,6 +72,13 @@ fn wait_archived(primary: &MariaDb, url: &str, shipper: &Shipper) {
     }
 }
 
+/// How many archived chunks hold `file`.
+fn chunks_of_file(url: &str, file: &str) -> usize {
+    let binlog = BinlogArchive::new(bound_archive(url));
+    let keys = runtime().block_on(binlog.chunks()).unwrap();
+    keys.iter().filter(|k| k.file == file).count()
+}
+
 /// Where the tool reads from: a server's port and login.
 #[derive(Clone, Copy)]
 struct Server<'a> {
@@ -92,8 +99,9 @@ struct Tool {
 
 impl Tool {
     fn start(dir: &Path, server: Server<'_>, args: &[&str]) -> Tool {
-        let stamp = free_port();
-        let out = dir.join(format!("binlog-{}-{stamp}.out", server.name));
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let out = dir.join(format!("binlog-{}-{run}.out", server.name));
         let err = out.with_extension("err");
         let mut cmd = Command::new(support::require_binary("mariadb-binlog", "mariadb-client"));
         cmd.arg("--no-defaults")
@@ -178,15 +186,6 @@ fn gtids(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// The output with what may legitimately differ between the primary and
-/// the relay masked. Nothing does: events go out with their exact bytes,
-/// and the made-up ones (fake ROTATE, re-stamped FORMAT_DESCRIPTION) are
-/// made as the primary makes them. Kept as the one place to mask, should a
-/// server version print something of its own.
-fn normalized(output: &str) -> String {
-    output.to_string()
-}
-
 /// The output without the GTID_LIST a server makes up for a GTID stream
 /// (`#700101  0:00:00 ... Gtid list [...]`) and without the `# at` lines,
 /// which count the bytes received and so move by that event's size.
@@ -268,6 +267,8 @@ impl Rig {
         primary.query("FLUSH BINARY LOGS");
         write_transactions(&primary, 2 * per_file, per_file);
         wait_archived(&primary, &url, &shipper);
+        let second = chunks_of_file(&url, "mysql-bin.000002");
+        assert!(second >= 2, "mysql-bin.000002 is in {second} chunk(s)");
         let relay = Relay::start(&config, relay_port);
         Rig {
             primary,
@@ -297,7 +298,10 @@ impl Rig {
     }
 
     /// The tool with `args` against the primary and the relay: the same
-    /// decoded output (returned), the same GTIDs.
+    /// GTIDs and the same decoded output, line for line (returned). Nothing
+    /// is masked: events go out with their exact bytes, and the made-up
+    /// ones (fake ROTATE, re-stamped FORMAT_DESCRIPTION) are made as the
+    /// primary makes them.
     fn same_through_both(&self, args: &[&str]) -> String {
         let dir = self.dir.path();
         let want = Tool::start(dir, self.at_primary(), args).finish(self);
@@ -308,7 +312,7 @@ impl Rig {
             "{args:?}: no GTID from the primary:\n{want}"
         );
         assert_eq!(got_gtids, want_gtids, "{args:?}: the GTIDs differ");
-        assert_same(args, &normalized(&want), &normalized(&got));
+        assert_same(args, &want, &got);
         want
     }
 
