@@ -4,9 +4,9 @@
 //!
 //! It opens as a primary's dump does: a fake ROTATE to the file it starts
 //! in and that file's FORMAT_DESCRIPTION (re-stamped when it joins the file
-//! past its start), then, for MariaDB, a GTID_LIST with the replica's
-//! position (a stream by file from a file's start gets that file's
-//! description as archived, as from a primary). A MySQL auto-position stream starts at the first chunk with a
+//! past its start; as archived for a stream by file from the file's
+//! start), then, for a MariaDB replica, a GTID_LIST with its position. A
+//! MySQL auto-position stream starts at the first chunk with a
 //! transaction the replica lacks (the file's first chunk, PREVIOUS_GTIDS
 //! included, when that is the file's first transaction); a MySQL source
 //! would send the file from its start and skip, which the replica cannot
