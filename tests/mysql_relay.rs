@@ -6,70 +6,15 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::instarec::{binary, write_mysql_config, Shipper};
-use support::process::GroupChild;
+use support::instarec::Shipper;
+use support::relay::{
+    relay_config as config, Relay, RELAY_PASSWORD as PASSWORD, RELAY_USER as USER,
+};
 use support::{free_port, MariaDb, MariaDbOptions};
-
-const USER: &str = "repl";
-const PASSWORD: &str = "relay-secret";
-
-/// `instarec --config <config> relay`, logging at debug level to a file.
-struct Relay {
-    child: GroupChild,
-    log: PathBuf,
-}
-
-impl Relay {
-    fn start(config: &Path, port: u16) -> Relay {
-        let log = config.with_extension(format!("relay-{port}.log"));
-        let file = std::fs::File::create(&log).expect("creating the relay log");
-        let mut cmd = Command::new(binary());
-        cmd.arg("--config")
-            .arg(config)
-            .arg("-v")
-            .arg("relay")
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file);
-        let child = GroupChild::spawn(
-            "instarec relay",
-            cmd,
-            libc::SIGTERM,
-            Duration::from_secs(10),
-        )
-        .expect("spawning instarec relay");
-        let relay = Relay { child, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline && relay.child.is_running(),
-                "relay did not listen on {port}:\n{}",
-                relay.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        relay
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Archive, shipper and relay config in `dir`; returns the config path.
-fn config(dir: &Path, primary: &MariaDb, relay_port: u16) -> PathBuf {
-    let url = format!("file://{}/archive", dir.display());
-    let path = write_mysql_config(dir, &url, &primary.url(), "");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!(
-        "\n[relay]\nlisten = \"127.0.0.1:{relay_port}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n"
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Waits until the shipper archived its first chunk.
 fn wait_first_chunk(dir: &Path, shipper: &Shipper) {

@@ -4,12 +4,25 @@
 //!
 //! It opens as a primary's dump does: a fake ROTATE to the file it starts
 //! in and that file's FORMAT_DESCRIPTION (re-stamped when it joins the file
-//! past its start), then, for MariaDB, a GTID_LIST with the replica's
-//! position. A MySQL auto-position stream starts at the first chunk with a
+//! past its start; as archived for a stream by file from the file's
+//! start), then, for a MariaDB replica, a GTID_LIST with its position. A
+//! MySQL auto-position stream starts at the first chunk with a
 //! transaction the replica lacks (the file's first chunk, PREVIOUS_GTIDS
 //! included, when that is the file's first transaction); a MySQL source
 //! would send the file from its start and skip, which the replica cannot
 //! tell apart: it takes no position from PREVIOUS_GTIDS or skipped groups.
+//!
+//! A MariaDB GTID stream for a client that did not register as a replica
+//! (mariadb-binlog --start-position=<GTID>) starts at the first chunk of the
+//! file that holds the position, as a primary reads that file from its
+//! start: the tool checks that the file's GTID_LIST covers the position.
+//! Replicas start at the first chunk they lack, which saves reading up to a
+//! file's worth of chunks on every reconnect.
+//!
+//! A client that asked for the binlog up to its end only (mariadb-binlog
+//! without --stop-never: BINLOG_DUMP_NON_BLOCK or server_id 0) gets an EOF
+//! packet once it has everything the archive holds, as a primary sends one
+//! at the end of its last binlog.
 
 use std::time::{Duration, Instant};
 
@@ -26,9 +39,6 @@ use instarec_mysql::{EventType, MariadbGtidPos};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-/// A replica gets a heartbeat at least this often when it asked for none:
-/// well inside the default slave_net_timeout (60 s).
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 /// While idle, the whole index listing is re-read this often (new epochs,
 /// a new file after a primary crash); otherwise only the current file's.
 const FULL_SCAN_EVERY: u32 = 10;
@@ -39,6 +49,10 @@ pub struct StreamOptions {
     pub poll_interval: Duration,
     /// Stop before the first transaction past this; None: follow forever.
     pub until: Option<UntilTarget>,
+    /// How often a registered replica that asked for no heartbeat gets
+    /// one anyway while idle. A client that did not register (mariadb-binlog
+    /// --stop-never) gets none, as from a primary: it cannot decode them.
+    pub idle_heartbeat: Duration,
 }
 
 /// Streams until the replica leaves, `shutdown`, or an error (which the
@@ -53,9 +67,13 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         start,
         session,
         sender,
+        non_blocking,
+        skip_annotate_rows,
         ..
     } = dump;
-    let heartbeat = session.heartbeat_period().unwrap_or(DEFAULT_HEARTBEAT);
+    let heartbeat = session
+        .heartbeat_period()
+        .or_else(|| session.registered().then_some(options.idle_heartbeat));
     let mut stream = ReplicaStream {
         archive,
         sender,
@@ -65,8 +83,20 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         file_ended: false,
         until: options.until.clone(),
         reached: false,
+        skip_annotate_rows,
     };
-    match stream.run(start, options, heartbeat, shutdown).await {
+    let reads_whole_files = !session.registered();
+    match stream
+        .run(
+            start,
+            options,
+            heartbeat,
+            non_blocking,
+            reads_whole_files,
+            shutdown,
+        )
+        .await
+    {
         Err(RelayServeError::Replica(e)) => Err(RelayServeError::Replica(e)),
         Err(e) => {
             let message = format!("instarec relay: {e}");
@@ -93,6 +123,8 @@ struct ReplicaStream<'a, S> {
     until: Option<UntilTarget>,
     /// A transaction past `until` was met: nothing more is sent.
     reached: bool,
+    /// ANNOTATE_ROWS events are left out (see DumpRequest).
+    skip_annotate_rows: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
@@ -100,7 +132,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         &mut self,
         start: DumpStart,
         options: StreamOptions,
-        heartbeat: Duration,
+        heartbeat: Option<Duration>,
+        non_blocking: bool,
+        reads_whole_files: bool,
         shutdown: CancellationToken,
     ) -> Result<(), RelayServeError> {
         let keys = self.archive.chunks().await?;
@@ -109,9 +143,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 "the archive holds no binlog yet; start `instarec ship` for the primary".into(),
             ));
         };
+        // A primary sends the description as in the file to a client that
+        // reads a file from its start, re-stamped to one that joins it later.
+        let from_file_start = match &start {
+            DumpStart::File(at) => at.pos <= 4,
+            _ => false,
+        };
+        let start_file = match &start {
+            DumpStart::File(at) => Some(at.file.clone()),
+            _ => None,
+        };
         let (first, gtid_state) = match start {
             DumpStart::MariadbGtid(applied) => {
-                let first = start_point::after_gtid(self.archive, &keys, &applied).await?;
+                let mut first = start_point::after_gtid(self.archive, &keys, &applied).await?;
+                if reads_whole_files {
+                    first = start_point::first_of_its_file(&keys, first);
+                }
                 self.filter = StartFilter::gtid(applied.clone());
                 (first, Some(applied))
             }
@@ -134,8 +181,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         // The stream opens in the file it resumes in (or the newest, when
         // the replica has everything), joined mid-file.
         let anchor = keys.get(first).unwrap_or(newest).clone();
-        self.open_file(&anchor, false).await?;
-        if let Some(state) = &gtid_state {
+        let whole_file = if reads_whole_files && gtid_state.is_some() {
+            let format = self.archive.format(anchor.epoch, &anchor.file).await?;
+            anchor.first <= 4 + format.event.bytes.len() as u64
+        } else {
+            from_file_start && start_file.as_deref() == Some(anchor.file.as_str())
+        };
+        self.open_file(&anchor, whole_file).await?;
+        // A replica takes its position from it even if nothing follows; a
+        // tool reading whole files gets none, as from a primary (which
+        // sends one once the stream passes the position).
+        if let Some(state) = gtid_state.as_ref().filter(|_| !reads_whole_files) {
             self.sender.send_gtid_list(state).await?;
         }
         tracing::info!(
@@ -150,6 +206,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
         for key in &keys[first..] {
             self.send_chunk(key).await?;
         }
+        if non_blocking {
+            return self.send_rest_then_eof().await;
+        }
 
         let mut idle_since = Instant::now();
         let mut idle_polls = 0u32;
@@ -162,9 +221,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 }
                 _ = tokio::time::sleep(options.poll_interval) => {}
             }
+            let beat_due = heartbeat.is_some_and(|every| idle_since.elapsed() >= every);
             if self.reached {
                 // Idle for good, with heartbeats so the replica stays connected.
-                if idle_since.elapsed() >= heartbeat {
+                if beat_due {
                     self.sender.heartbeat().await?;
                     idle_since = Instant::now();
                 }
@@ -177,7 +237,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
             }
             let new = self.poll(full_scan).await?;
             if new.is_empty() {
-                if idle_since.elapsed() >= heartbeat {
+                if beat_due {
                     self.sender.heartbeat().await?;
                     idle_since = Instant::now();
                 }
@@ -189,6 +249,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
             idle_since = Instant::now();
             idle_polls = 0;
         }
+    }
+
+    /// Sends what the archive gained meanwhile, then the EOF that ends a
+    /// non-blocking dump.
+    async fn send_rest_then_eof(&mut self) -> Result<(), RelayServeError> {
+        while !self.reached {
+            let new = self.poll(true).await?;
+            if new.is_empty() {
+                break;
+            }
+            for key in &new {
+                self.send_chunk(key).await?;
+            }
+        }
+        tracing::info!(
+            peer = self.sender.peer(),
+            at = %self.sender.position().map(ToString::to_string).unwrap_or_default(),
+            "replica has the archive's end and asked for no more (BINLOG_DUMP_NON_BLOCK); sending EOF"
+        );
+        self.sender.end_of_binlog().await?;
+        Ok(())
     }
 
     /// Chunks after the last one seen: the current file's, or anyone's on
@@ -257,7 +338,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReplicaStream<'_, S> {
                 self.reached = true;
                 break;
             }
-            if keep {
+            let left_out =
+                self.skip_annotate_rows && event.header.event_type == EventType::AnnotateRows;
+            if keep && !left_out {
                 self.sender.send_event(event).await?;
                 self.file_ended = event.header.event_type == EventType::Rotate;
             }
@@ -305,8 +388,8 @@ mod tests {
     use crate::relay::{RelayOptions, RelayServer};
     use bytes::{Bytes, BytesMut};
     use instarec_mysql::relay::{
-        caps, BinlogDumpGtidRequest, Command, Credentials, ErrPacket, HandshakeResponse41,
-        HandshakeV10, RegisterSlave, TextResultSet,
+        caps, BinlogDumpGtidRequest, BinlogDumpRequest, Command, Credentials, EofPacket, ErrPacket,
+        HandshakeResponse41, HandshakeV10, RegisterSlave, TextResultSet,
     };
     use instarec_mysql::stream_decoder::{Decoded, StreamDecoder};
     use instarec_mysql::{BinlogEvent, EventType, MysqlGtidSet, StreamedEvent};
@@ -369,14 +452,8 @@ mod tests {
         }
     }
 
-    /// What MySQL 8.0.27's I/O thread does up to its dump request
-    /// (rpl_replica.cc), then the events it receives until `until` says
-    /// it has enough.
-    async fn mysql_replica_dump(
-        addr: std::net::SocketAddr,
-        executed: MysqlGtidSet,
-        until: impl Fn(&[BinlogEvent]) -> bool,
-    ) -> Result<Vec<BinlogEvent>, String> {
+    /// Connected and logged in as `repl`.
+    async fn logged_in(addr: std::net::SocketAddr) -> Replica {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let mut r = Replica { tcp, seq: 0 };
         let hello = HandshakeV10::parse(&r.read().await).unwrap();
@@ -395,7 +472,18 @@ mod tests {
         .encode(&mut buf);
         r.write(&buf).await;
         assert_eq!(r.read().await[0], 0x00, "logged in");
+        r
+    }
 
+    /// What MySQL 8.0.27's I/O thread does up to its dump request
+    /// (rpl_replica.cc), then the events it receives until `until` says
+    /// it has enough.
+    async fn mysql_replica_dump(
+        addr: std::net::SocketAddr,
+        executed: MysqlGtidSet,
+        until: impl Fn(&[BinlogEvent]) -> bool,
+    ) -> Result<Vec<BinlogEvent>, String> {
+        let mut r = logged_in(addr).await;
         let now: u64 = r
             .select("SELECT UNIX_TIMESTAMP()")
             .await
@@ -462,6 +550,207 @@ mod tests {
             }
         }
         Ok(events)
+    }
+
+    /// How a dump read by `file_dump` ended.
+    #[derive(Debug, PartialEq)]
+    enum DumpEnd {
+        /// The EOF packet of a non-blocking dump.
+        Eof,
+        Error(String),
+        /// Nothing more came for a while; the stream is still open.
+        Quiet,
+        /// An idle stream's heartbeat (the stream is still open).
+        Heartbeat,
+    }
+
+    /// How a client asks for a file: what it declares, whether it
+    /// registers as a replica, its COM_BINLOG_DUMP flags and server_id.
+    struct FileClient {
+        checksum: Option<&'static str>,
+        register: bool,
+        flags: u16,
+        server_id: u32,
+    }
+
+    /// mariadb-binlog --read-from-remote-server as the relay logged it:
+    /// SELECT VERSION(), SET @master_binlog_checksum='NONE', SET
+    /// @mariadb_slave_capability=4, COM_BINLOG_DUMP of `file` at 4
+    /// (BINLOG_SEND_ANNOTATE_ROWS_EVENT, plus BINLOG_DUMP_NON_BLOCK and
+    /// server_id 0 without --stop-never).
+    const MARIADB_BINLOG: FileClient = FileClient {
+        checksum: Some("NONE"),
+        register: false,
+        flags: 0x02 | 0x01,
+        server_id: 0,
+    };
+
+    /// The events (exact bytes) a client gets for `file` from its start,
+    /// and how the stream ended.
+    async fn file_dump(
+        addr: std::net::SocketAddr,
+        client: &FileClient,
+        file: &str,
+        quiet: Duration,
+    ) -> (Vec<Bytes>, DumpEnd) {
+        let mut r = logged_in(addr).await;
+        assert!(r.select("SELECT VERSION()").await.is_some());
+        if let Some(checksum) = client.checksum {
+            r.set(&format!("SET @master_binlog_checksum='{checksum}'"))
+                .await;
+        }
+        r.set("SET @mariadb_slave_capability=4").await;
+        if client.register {
+            let ok = r
+                .command(Command::RegisterSlave(RegisterSlave {
+                    server_id: client.server_id,
+                    hostname: String::new(),
+                    user: String::new(),
+                    port: 3306,
+                }))
+                .await;
+            assert_eq!(ok[0], 0x00);
+        }
+        let mut buf = BytesMut::new();
+        Command::BinlogDump(BinlogDumpRequest {
+            pos: 4,
+            flags: client.flags,
+            server_id: client.server_id,
+            file: file.into(),
+        })
+        .encode(&mut buf);
+        r.seq = 0;
+        r.write(&buf).await;
+        let mut events = Vec::new();
+        loop {
+            let Ok(packet) = tokio::time::timeout(quiet, r.read()).await else {
+                return (events, DumpEnd::Quiet);
+            };
+            match packet[0] {
+                0x00 if event_type_of(&packet[1..]) == EventType::Heartbeat => {
+                    return (events, DumpEnd::Heartbeat)
+                }
+                0x00 => events.push(packet.slice(1..)),
+                0xfe if packet.len() < 9 => {
+                    EofPacket::parse(&packet).unwrap();
+                    return (events, DumpEnd::Eof);
+                }
+                0xff => {
+                    let err = ErrPacket::parse(&packet).unwrap();
+                    return (events, DumpEnd::Error(err.message));
+                }
+                other => panic!("packet 0x{other:02x}: {packet:?}"),
+            }
+        }
+    }
+
+    fn event_type_of(event: &[u8]) -> EventType {
+        EventType::from(event[4])
+    }
+
+    async fn relay_over(
+        archive: crate::archive::Archive,
+    ) -> (
+        std::net::SocketAddr,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let credentials = Credentials {
+            user: "repl".into(),
+            password: String::new(),
+        };
+        let mut options = RelayOptions::new("127.0.0.1:0".parse().unwrap(), credentials);
+        options.poll_interval = Duration::from_millis(20);
+        options.idle_heartbeat = Duration::from_millis(100);
+        let server = RelayServer::bind(options, archive).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(shutdown.clone()));
+        (addr, shutdown, serving)
+    }
+
+    /// As from a primary: the opening fake ROTATE without a checksum (the
+    /// client declared NONE), each file's FORMAT_DESCRIPTION and events as
+    /// archived (CRC32 included), the fake ROTATE to the next file with
+    /// the file's checksum, and EOF at the archive's end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_binlog_gets_the_files_as_archived_then_eof() {
+        let archive = shipped_mysql(&[
+            (MYSQL_8_0_26, "binlog.000001"),
+            (MYSQL_8_0_32_COMPRESSED, "binlog.000002"),
+        ])
+        .await;
+        let (addr, shutdown, serving) = relay_over(archive).await;
+        let quiet = Duration::from_secs(5);
+        let (events, end) = file_dump(addr, &MARIADB_BINLOG, "binlog.000001", quiet).await;
+        assert_eq!(end, DumpEnd::Eof);
+        let rotate = |bytes: &Bytes, crc: bool| {
+            assert_eq!(event_type_of(bytes), EventType::Rotate);
+            let size = 19 + 8 + "binlog.00000x".len() + if crc { 4 } else { 0 };
+            assert_eq!(bytes.len(), size, "{bytes:?}");
+            if crc {
+                instarec_mysql::RawEvent::parse(bytes.clone())
+                    .unwrap()
+                    .verify_crc32()
+                    .unwrap();
+            }
+        };
+        rotate(&events[0], false);
+        assert_eq!(&events[0][27..], b"binlog.000001");
+        let mut expected: Vec<u8> = MYSQL_8_0_26[4..].to_vec();
+        let at_second = events[1..]
+            .iter()
+            .position(|e| event_type_of(e) == EventType::Rotate)
+            .unwrap()
+            + 1;
+        let file1: Vec<u8> = events[1..at_second]
+            .iter()
+            .flat_map(|e| e.to_vec())
+            .collect();
+        assert_eq!(file1, expected, "binlog.000001 as archived");
+        rotate(&events[at_second], true);
+        assert_eq!(&events[at_second][27..40], b"binlog.000002");
+        expected = MYSQL_8_0_32_COMPRESSED[4..].to_vec();
+        let file2: Vec<u8> = events[at_second + 1..]
+            .iter()
+            .flat_map(|e| e.to_vec())
+            .collect();
+        assert_eq!(file2, expected, "binlog.000002 as archived");
+
+        // A client that declares no checksum cannot read CRC32 events.
+        let undeclared = FileClient {
+            checksum: None,
+            ..MARIADB_BINLOG
+        };
+        let (events, end) = file_dump(addr, &undeclared, "binlog.000001", quiet).await;
+        assert!(events.is_empty());
+        assert!(
+            matches!(&end, DumpEnd::Error(m) if m.contains("@master_binlog_checksum")),
+            "{end:?}"
+        );
+
+        // --stop-never: the stream stays open and, like a primary's, sends
+        // no heartbeat the tool did not ask for (it cannot decode one)...
+        let stop_never = FileClient {
+            flags: 0x02,
+            server_id: 1,
+            ..MARIADB_BINLOG
+        };
+        let idle = Duration::from_millis(600);
+        let (events, end) = file_dump(addr, &stop_never, "binlog.000002", idle).await;
+        assert_eq!(end, DumpEnd::Quiet);
+        assert_eq!(&events.last().unwrap()[..], &MYSQL_8_0_32_COMPRESSED[431..]);
+        // ...while an idle registered replica gets them.
+        let replica = FileClient {
+            register: true,
+            checksum: Some("CRC32"),
+            ..stop_never
+        };
+        let (_, end) = file_dump(addr, &replica, "binlog.000002", idle).await;
+        assert_eq!(end, DumpEnd::Heartbeat);
+
+        shutdown.cancel();
+        serving.await.unwrap();
     }
 
     fn bytes_of(events: &[&BinlogEvent]) -> Vec<u8> {

@@ -30,6 +30,9 @@ pub struct RelayOptions {
     /// Every stream stops before the first transaction past this and then
     /// idles (point-in-time restore); None: follow the archive forever.
     pub until: Option<UntilTarget>,
+    /// How often an idle registered replica that asked for no heartbeat
+    /// gets one: well inside the default slave_net_timeout (60 s).
+    pub idle_heartbeat: Duration,
 }
 
 impl RelayOptions {
@@ -40,6 +43,7 @@ impl RelayOptions {
             poll_interval: Duration::from_millis(200),
             max_replicas: 64,
             until: None,
+            idle_heartbeat: Duration::from_secs(30),
         }
     }
 }
@@ -166,6 +170,7 @@ async fn serve_connection(
         StreamOptions {
             poll_interval: options.poll_interval,
             until: options.until.clone(),
+            idle_heartbeat: options.idle_heartbeat,
         },
         shutdown,
     )

@@ -251,6 +251,20 @@ pub fn at_file_position(keys: &[IndexKey], at: &BinlogPosition) -> Result<usize,
         .ok_or_else(|| RelayServeError::Position(format!("no chunk of {} holds {at}", at.file)))
 }
 
+/// The first chunk of the file that chunk `i` is in (of the newest file
+/// when `i` is past the end): where a primary starts a GTID stream, which
+/// reads the file holding the position from its start.
+pub fn first_of_its_file(keys: &[IndexKey], i: usize) -> usize {
+    if keys.is_empty() {
+        return 0;
+    }
+    let mut at = i.min(keys.len() - 1);
+    while at > 0 && same_file(&keys[at - 1], &keys[at]) {
+        at -= 1;
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +430,24 @@ mod tests {
             file: file.into(),
             first,
         }
+    }
+
+    #[test]
+    fn the_first_chunk_of_a_file() {
+        let keys = vec![
+            key(1, "b.000001", 256),
+            key(1, "b.000001", 900),
+            key(1, "b.000002", 256),
+            key(1, "b.000002", 700),
+            key(2, "b.000002", 256),
+            key(2, "b.000002", 800),
+        ];
+        let firsts: Vec<usize> = (0..=keys.len())
+            .map(|i| first_of_its_file(&keys, i))
+            .collect();
+        // A new epoch starts a new file, even under the same name.
+        assert_eq!(firsts, vec![0, 0, 2, 2, 4, 4, 4]);
+        assert_eq!(first_of_its_file(&[], 0), 0);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod postgres_shm;
 pub mod process;
 pub mod promote;
+pub mod relay;
 pub mod service_user;
 
 use std::path::{Path, PathBuf};

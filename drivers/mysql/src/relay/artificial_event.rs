@@ -1,6 +1,7 @@
 //! Events the relay makes up for a stream, as a primary does: the fake
 //! ROTATE that names the file a stream starts in, the FORMAT_DESCRIPTION
-//! re-stamped for a stream that starts mid-file, a GTID_LIST with the
+//! with its in-use flag clear (re-stamped for a stream that starts
+//! mid-file), a GTID_LIST with the
 //! replica's position, and HEARTBEATs while idle. Each gets a CRC32 trailer
 //! when the stream carries checksums.
 //!
@@ -75,6 +76,20 @@ pub fn gtid_list(server_id: u32, state: &MariadbGtidPos, checksum: BinlogChecksu
         &body,
         checksum,
     )
+}
+
+/// A file's FORMAT_DESCRIPTION as a primary sends it to a replica that
+/// reads the file from its start: as in the file, with the in-use flag
+/// clear (the CRC32 already covers the event with the flag clear).
+pub fn format_description_from_start(fd: &RawEvent) -> Result<RawEvent, EventError> {
+    FormatDescriptionEvent::from_event(fd)?;
+    if fd.header.flags & BINLOG_IN_USE_FLAG == 0 {
+        return Ok(fd.clone());
+    }
+    let mut bytes = fd.bytes.to_vec();
+    let flags = fd.header.flags & !BINLOG_IN_USE_FLAG;
+    bytes[FLAGS_AT..FLAGS_AT + 2].copy_from_slice(&flags.to_le_bytes());
+    RawEvent::parse(Bytes::from(bytes))
 }
 
 /// A file's FORMAT_DESCRIPTION as a primary sends it to a replica that
@@ -187,10 +202,19 @@ mod tests {
         let parsed = FormatDescriptionEvent::from_event(&sent).unwrap();
         assert_eq!(parsed.create_timestamp, 0);
         assert_eq!(parsed.server_version, fde.server_version);
+        // From the file's start: only the flag changes, and the CRC32
+        // (over the event with the flag clear) stays valid.
+        let from_start = format_description_from_start(&in_use).unwrap();
+        assert_eq!(from_start.bytes, original.bytes);
+        from_start.verify_crc32().unwrap();
+        assert_eq!(
+            format_description_from_start(&original).unwrap().bytes,
+            original.bytes
+        );
         let mut corrupt = original.bytes.to_vec();
         corrupt[40] ^= 1;
-        assert!(
-            restamped_format_description(&RawEvent::parse(Bytes::from(corrupt)).unwrap()).is_err()
-        );
+        let corrupt = RawEvent::parse(Bytes::from(corrupt)).unwrap();
+        assert!(restamped_format_description(&corrupt).is_err());
+        assert!(format_description_from_start(&corrupt).is_err());
     }
 }

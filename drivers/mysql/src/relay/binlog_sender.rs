@@ -1,17 +1,27 @@
 //! The dump phase of a replica connection: every event goes out as one
 //! packet, `0x00 | event bytes`, continuing the sequence of the
-//! COM_BINLOG_DUMP that asked for it. An ERR packet ends the stream.
+//! COM_BINLOG_DUMP that asked for it. An ERR packet ends the stream, or an
+//! EOF packet when the replica asked for the binlog up to its end only.
+//!
+//! Archived events go out as archived, checksums included. The events the
+//! relay makes up carry the checksum of the file they are in, as a
+//! primary's do; the opening fake ROTATE, sent before any
+//! FORMAT_DESCRIPTION, carries the one the replica declared.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::artificial_event::{fake_rotate, gtid_list, heartbeat, restamped_format_description};
+use super::artificial_event::{
+    fake_rotate, format_description_from_start, gtid_list, heartbeat, restamped_format_description,
+};
+use super::eof_packet::EofPacket;
 use super::err_packet::ErrPacket;
 use super::packet_stream::PacketStream;
 use super::relay_error::RelayError;
 use crate::binlog_position::BinlogPosition;
 use crate::checksum::BinlogChecksum;
 use crate::event::RawEvent;
+use crate::format_description_event::FormatDescriptionEvent;
 use crate::gtid::MariadbGtidPos;
 
 /// Flush once this much is queued, even within a chunk.
@@ -21,17 +31,25 @@ const FLUSH_AT: usize = 256 * 1024;
 pub struct BinlogSender<S> {
     conn: PacketStream<S>,
     server_id: u32,
+    /// The checksum of made-up events: the replica's until the first
+    /// FORMAT_DESCRIPTION goes out, then that of the file being streamed.
     checksum: BinlogChecksum,
     /// The file being streamed and the end of the last event sent from it.
     at: Option<BinlogPosition>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> BinlogSender<S> {
-    pub(crate) fn new(conn: PacketStream<S>, server_id: u32, checksum: BinlogChecksum) -> Self {
+    /// `opening_checksum`: what the replica declared in
+    /// @master_binlog_checksum.
+    pub(crate) fn new(
+        conn: PacketStream<S>,
+        server_id: u32,
+        opening_checksum: BinlogChecksum,
+    ) -> Self {
         BinlogSender {
             conn,
             server_id,
-            checksum,
+            checksum: opening_checksum,
             at: None,
         }
     }
@@ -48,8 +66,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BinlogSender<S> {
 
     /// Starts streaming `file`: a fake ROTATE to it, then its
     /// FORMAT_DESCRIPTION. `from_start` sends the description as archived
-    /// (the replica reads the whole file); otherwise re-stamped for a
-    /// stream that joins the file in the middle.
+    /// but for the in-use flag (the replica reads the whole file);
+    /// otherwise re-stamped for a stream that joins the file in the middle.
     pub async fn start_file(
         &mut self,
         file: &str,
@@ -60,16 +78,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BinlogSender<S> {
             peer: self.peer().to_string(),
             reason: e.to_string(),
         })?;
-        let rotate = fake_rotate(self.server_id, &to, self.checksum);
-        self.queue(&rotate.bytes)?;
-        let fd = if from_start {
-            format.clone()
-        } else {
-            restamped_format_description(format).map_err(|e| RelayError::Refused {
+        let file_checksum = FormatDescriptionEvent::from_event(format)
+            .map_err(|e| RelayError::Refused {
                 peer: self.peer().to_string(),
                 reason: format!("the archived FORMAT_DESCRIPTION of {file} is bad: {e}"),
             })?
-        };
+            .checksum;
+        let rotate = fake_rotate(self.server_id, &to, self.checksum);
+        self.queue(&rotate.bytes)?;
+        self.checksum = file_checksum;
+        let fd = if from_start {
+            format_description_from_start(format)
+        } else {
+            restamped_format_description(format)
+        }
+        .map_err(|e| RelayError::Refused {
+            peer: self.peer().to_string(),
+            reason: format!("the archived FORMAT_DESCRIPTION of {file} is bad: {e}"),
+        })?;
         self.queue(&fd.bytes)?;
         self.at = Some(BinlogPosition {
             file: file.to_string(),
@@ -112,6 +138,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> BinlogSender<S> {
         let ev = heartbeat(self.server_id, at, self.checksum);
         self.queue(&ev.bytes)?;
         self.flush().await
+    }
+
+    /// Ends the stream at the end of the binlog: an EOF packet, as a
+    /// primary sends a client that asked for BINLOG_DUMP_NON_BLOCK.
+    pub async fn end_of_binlog(&mut self) -> Result<(), RelayError> {
+        let mut buf = BytesMut::new();
+        EofPacket::default().encode(&mut buf);
+        self.conn.queue_packet(&buf)?;
+        self.conn.flush().await
     }
 
     /// Ends the stream with an error the replica shows in Last_IO_Error.

@@ -26,6 +26,8 @@ pub const COM_PING: u8 = 0x0e;
 
 /// COM_BINLOG_DUMP flag: at the end of the binlog, send EOF instead of waiting.
 pub const BINLOG_DUMP_NON_BLOCK: u16 = 0x01;
+/// COM_BINLOG_DUMP flag (MariaDB): send ANNOTATE_ROWS events.
+pub const BINLOG_SEND_ANNOTATE_ROWS_EVENT: u16 = 0x02;
 /// COM_BINLOG_DUMP_GTID flag: the SID block follows.
 const BINLOG_THROUGH_GTID: u16 = 0x04;
 

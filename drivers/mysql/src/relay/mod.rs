@@ -11,6 +11,7 @@ mod artificial_event;
 mod auth;
 mod binlog_sender;
 mod command;
+mod eof_packet;
 mod err_packet;
 mod handshake;
 mod ok_packet;
@@ -23,11 +24,13 @@ mod result_set;
 mod wire;
 
 pub use artificial_event::{
-    fake_rotate, gtid_list, heartbeat, restamped_format_description, ARTIFICIAL_FLAG,
+    fake_rotate, format_description_from_start, gtid_list, heartbeat, restamped_format_description,
+    ARTIFICIAL_FLAG,
 };
 pub use auth::{AuthSwitchRequest, Credentials};
 pub use binlog_sender::BinlogSender;
 pub use command::{BinlogDumpGtidRequest, BinlogDumpRequest, Command, RegisterSlave};
+pub use eof_packet::EofPacket;
 pub use err_packet::{ErrPacket, ACCESS_DENIED, FATAL_READING_BINLOG};
 pub use handshake::{caps, HandshakeResponse41, HandshakeV10};
 pub use ok_packet::OkPacket;

@@ -84,10 +84,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
         self.stream
             .write_all(&out)
             .await
-            .map_err(|source| RelayError::Io {
-                peer: self.peer.clone(),
-                source,
-            })
+            .map_err(|source| io_error(&self.peer, source))
     }
 
     /// Queues and flushes one packet.
@@ -104,10 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
             .stream
             .read_buf(&mut self.incoming)
             .await
-            .map_err(|source| RelayError::Io {
-                peer: self.peer.clone(),
-                source,
-            })?;
+            .map_err(|source| io_error(&self.peer, source))?;
         if n == 0 {
             return Err(RelayError::Closed {
                 peer: self.peer.clone(),
@@ -118,10 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
 
     fn codec_error(&self, e: PacketCodecError) -> RelayError {
         match e {
-            PacketCodecError::Io(source) => RelayError::Io {
-                peer: self.peer.clone(),
-                source,
-            },
+            PacketCodecError::Io(source) => io_error(&self.peer, source),
             other => RelayError::Protocol {
                 peer: self.peer.clone(),
                 reason: other.to_string(),
@@ -130,9 +121,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
     }
 }
 
+/// A peer that hung up (mariadb-binlog leaves as soon as it has its file)
+/// is a closed connection, not a failure.
+fn io_error(peer: &str, source: std::io::Error) -> RelayError {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match source.kind() {
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => RelayError::Closed {
+            peer: peer.to_string(),
+        },
+        _ => RelayError::Io {
+            peer: peer.to_string(),
+            source,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hang_up_is_a_close_and_other_errors_stay_errors() {
+        use std::io::{Error, ErrorKind};
+        for kind in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
+            assert!(matches!(
+                io_error("p:1", Error::from(kind)),
+                RelayError::Closed { .. }
+            ));
+        }
+        assert!(matches!(
+            io_error("p:1", Error::from(ErrorKind::TimedOut)),
+            RelayError::Io { .. }
+        ));
+    }
 
     #[tokio::test]
     async fn replies_continue_the_command_sequence() {

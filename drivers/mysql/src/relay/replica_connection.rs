@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::auth::{new_scramble, AuthSwitchRequest, Credentials, NATIVE_PASSWORD};
 use super::binlog_sender::BinlogSender;
-use super::command::{Command, BINLOG_DUMP_NON_BLOCK};
+use super::command::{Command, BINLOG_DUMP_NON_BLOCK, BINLOG_SEND_ANNOTATE_ROWS_EVENT};
 use super::err_packet::{ErrPacket, ACCESS_DENIED, FATAL_READING_BINLOG, UNKNOWN_COMMAND};
 use super::handshake::{
     caps, HandshakeResponse41, HandshakeV10, CHARSET_UTF8MB4, STATUS_AUTOCOMMIT,
@@ -37,11 +37,21 @@ pub enum DumpStart {
 pub struct DumpRequest<S> {
     pub start: DumpStart,
     pub replica_server_id: u32,
-    /// The replica asked for EOF at the end instead of waiting.
+    /// The replica asked for EOF at the end of the binlog instead of
+    /// waiting (BINLOG_DUMP_NON_BLOCK, or server_id 0 as mariadb-binlog
+    /// sends without --stop-never).
     pub non_blocking: bool,
+    /// Leave out ANNOTATE_ROWS events: a MariaDB client that did not ask
+    /// for them (BINLOG_SEND_ANNOTATE_ROWS_EVENT) and tolerates holes in
+    /// the stream, as a primary leaves them out.
+    pub skip_annotate_rows: bool,
     pub session: ReplicaSession,
     pub sender: BinlogSender<S>,
 }
+
+/// MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES: the client copes with events
+/// left out of the stream.
+const MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES: u8 = 2;
 
 /// Serves one replica connection until it asks for its binlog.
 pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
@@ -71,6 +81,7 @@ pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
             Command::Ping | Command::RegisterSlave(_) => {
                 if let Command::RegisterSlave(r) = &command {
                     tracing::debug!(peer, server_id = r.server_id, "replica registered");
+                    session.register();
                 }
                 OkPacket::default().encode(&mut buf);
                 conn.write_packet(&buf).await?;
@@ -117,12 +128,15 @@ pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
                         Err(e) => return refuse(conn, e.to_string()).await,
                     },
                 };
+                let skip_annotate_rows = dump.flags & BINLOG_SEND_ANNOTATE_ROWS_EVENT == 0
+                    && session.mariadb_capability() >= MARIA_SLAVE_CAPABILITY_TOLERATE_HOLES;
                 return dump_request(
                     conn,
                     session,
                     start,
                     dump.server_id,
                     dump.flags & BINLOG_DUMP_NON_BLOCK != 0,
+                    skip_annotate_rows,
                 )
                 .await;
             }
@@ -140,6 +154,7 @@ pub async fn accept_replica<S: AsyncRead + AsyncWrite + Unpin>(
                     start,
                     dump.server_id,
                     dump.flags & BINLOG_DUMP_NON_BLOCK != 0,
+                    false,
                 )
                 .await;
             }
@@ -162,21 +177,30 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
     start: DumpStart,
     replica_server_id: u32,
     non_blocking: bool,
+    skip_annotate_rows: bool,
 ) -> Result<DumpRequest<S>, RelayError> {
+    // A primary ends the dump of a client with server_id 0 at the end of
+    // the binlog, as if it had asked for BINLOG_DUMP_NON_BLOCK.
+    let non_blocking = non_blocking || replica_server_id == 0;
     let archive = session.identity().binlog_checksum;
-    let replica = match session.replica_checksum() {
+    let declared = match session.replica_checksum() {
         Ok(c) => c,
         Err(e) => return refuse(conn, e).await,
     };
-    // Archived events keep their exact bytes, checksums included, so the
-    // replica must take the archive's checksum.
-    if archive == BinlogChecksum::Crc32 && replica != BinlogChecksum::Crc32 {
-        return refuse(
-            conn,
-            "the archived binlog has CRC32 checksums and this replica did not declare @master_binlog_checksum; use a replica from MariaDB 5.3 / MySQL 5.6.2 or later".into(),
-        )
-        .await;
-    }
+    // Archived events keep their exact bytes, checksums included, as a
+    // primary sends them: a replica that declared no checksum at all
+    // cannot read them (a primary refuses it the same way).
+    let opening_checksum = match declared {
+        Some(c) => c,
+        None if archive == BinlogChecksum::Crc32 => {
+            return refuse(
+                conn,
+                "the archived binlog has CRC32 checksums and this replica did not set @master_binlog_checksum, so it cannot read them; use a replica from MariaDB 5.3 / MySQL 5.6.2 or later".into(),
+            )
+            .await
+        }
+        None => BinlogChecksum::Off,
+    };
     // A MySQL replica stops by itself on a source with its own uuid; one
     // that does not check would apply its own transactions twice.
     if let (Some(mysql), Some(replica_uuid)) = (&session.identity().mysql, session.replica_uuid()) {
@@ -193,8 +217,9 @@ async fn dump_request<S: AsyncRead + AsyncWrite + Unpin>(
         start,
         replica_server_id,
         non_blocking,
+        skip_annotate_rows,
         session,
-        sender: BinlogSender::new(conn, server_id, archive),
+        sender: BinlogSender::new(conn, server_id, opening_checksum),
     })
 }
 

@@ -96,6 +96,9 @@ pub struct ReplicaSession {
     identity: ServerIdentity,
     /// `None` values are SQL NULL.
     user_vars: HashMap<String, Option<String>>,
+    /// It sent COM_REGISTER_SLAVE: a replica's I/O thread, not a tool
+    /// such as mariadb-binlog.
+    registered: bool,
 }
 
 impl ReplicaSession {
@@ -103,6 +106,7 @@ impl ReplicaSession {
         ReplicaSession {
             identity,
             user_vars: HashMap::new(),
+            registered: false,
         }
     }
 
@@ -213,17 +217,23 @@ impl ReplicaSession {
         self.user_vars.get(name).and_then(|v| v.as_deref())
     }
 
-    /// The checksum the replica accepts: what it put in
-    /// @master_binlog_checksum (or MySQL 8.0.26+'s @source_binlog_checksum);
-    /// a replica that set neither knows nothing of checksums.
-    pub fn replica_checksum(&self) -> Result<BinlogChecksum, String> {
+    /// The checksum the replica declared in @master_binlog_checksum (or
+    /// MySQL 8.0.26+'s @source_binlog_checksum); None if it set neither,
+    /// which means it knows nothing of checksums. Declaring one, even
+    /// NONE, says it reads each file's checksum from its
+    /// FORMAT_DESCRIPTION; the value is only the checksum of the fake
+    /// ROTATE that comes before it (mariadb-binlog declares NONE).
+    pub fn replica_checksum(&self) -> Result<Option<BinlogChecksum>, String> {
         let value = self
             .user_var("master_binlog_checksum")
             .or_else(|| self.user_var("source_binlog_checksum"));
         match value.map(str::to_ascii_uppercase).as_deref() {
-            None | Some("NONE") => Ok(BinlogChecksum::Off),
-            Some("CRC32") => Ok(BinlogChecksum::Crc32),
-            Some(other) => Err(format!("unknown binlog checksum {other:?}")),
+            None => Ok(None),
+            Some("NONE") => Ok(Some(BinlogChecksum::Off)),
+            Some("CRC32") => Ok(Some(BinlogChecksum::Crc32)),
+            Some(other) => Err(format!(
+                "unknown binlog checksum {other:?} in @master_binlog_checksum; declare NONE or CRC32"
+            )),
         }
     }
 
@@ -239,11 +249,31 @@ impl ReplicaSession {
         (ns > 0).then(|| Duration::from_nanos(ns))
     }
 
+    /// Notes COM_REGISTER_SLAVE.
+    pub fn register(&mut self) {
+        self.registered = true;
+    }
+
+    /// Whether the client registered as a replica (COM_REGISTER_SLAVE):
+    /// replicas do, mariadb-binlog does not.
+    pub fn registered(&self) -> bool {
+        self.registered
+    }
+
     /// The server_uuid a MySQL replica says it has (@replica_uuid, or
     /// @slave_uuid before 8.0.26), as sent.
     pub fn replica_uuid(&self) -> Option<&str> {
         self.user_var("replica_uuid")
             .or_else(|| self.user_var("slave_uuid"))
+    }
+
+    /// What a MariaDB client says it understands
+    /// (@mariadb_slave_capability, MARIA_SLAVE_CAPABILITY_*): 4 for a
+    /// replica or mariadb-binlog of MariaDB 10; 0 if unset (MySQL).
+    pub fn mariadb_capability(&self) -> u8 {
+        self.user_var("mariadb_slave_capability")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// MariaDB's GTID connect state; None if the replica connects by file
@@ -301,7 +331,7 @@ mod tests {
             Reply::Ok
         );
         assert_eq!(s.heartbeat_period(), Some(Duration::from_secs(1)));
-        assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Off));
+        assert_eq!(s.replica_checksum(), Ok(None), "not declared yet");
         assert_eq!(
             s.answer("SET @master_binlog_checksum= @@global.binlog_checksum"),
             Reply::Ok
@@ -310,7 +340,7 @@ mod tests {
             rows(s.answer("SELECT @master_binlog_checksum")),
             vec![vec![Some("CRC32".into())]]
         );
-        assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Crc32));
+        assert_eq!(s.replica_checksum(), Ok(Some(BinlogChecksum::Crc32)));
         assert_eq!(
             rows(s.answer("SELECT @@GLOBAL.gtid_domain_id")),
             vec![vec![Some("0".into())]]
@@ -324,6 +354,25 @@ mod tests {
         );
         assert_eq!(s.answer("SET @slave_gtid_strict_mode=1"), Reply::Ok);
         assert_eq!(s.answer("SET @slave_gtid_ignore_duplicates=0"), Reply::Ok);
+    }
+
+    /// What mariadb-binlog 10.11 --read-from-remote-server sends before
+    /// its COM_BINLOG_DUMP, as the relay logged it.
+    #[test]
+    fn the_mariadb_binlog_tool_connect_sequence() {
+        let mut s = session();
+        assert_eq!(
+            rows(s.answer("SELECT VERSION()")),
+            vec![vec![Some("10.11.6-MariaDB-log".into())]]
+        );
+        assert_eq!(s.answer("SET @master_binlog_checksum='NONE'"), Reply::Ok);
+        assert_eq!(s.mariadb_capability(), 0);
+        assert_eq!(s.answer("SET @mariadb_slave_capability=4"), Reply::Ok);
+        assert_eq!(s.mariadb_capability(), 4);
+        assert_eq!(s.replica_checksum(), Ok(Some(BinlogChecksum::Off)));
+        assert!(s.connect_state().is_none(), "it reads by file");
+        assert_eq!(s.answer("SET @master_binlog_checksum='md5'"), Reply::Ok);
+        assert!(s.replica_checksum().unwrap_err().contains("MD5"));
     }
 
     fn mysql_session() -> ReplicaSession {
@@ -366,7 +415,7 @@ mod tests {
             rows(s.answer("SELECT @source_binlog_checksum")),
             vec![vec![Some("CRC32".into())]]
         );
-        assert_eq!(s.replica_checksum(), Ok(BinlogChecksum::Crc32));
+        assert_eq!(s.replica_checksum(), Ok(Some(BinlogChecksum::Crc32)));
         assert_eq!(
             rows(s.answer("SELECT @@GLOBAL.GTID_MODE")),
             vec![vec![Some("ON".into())]]

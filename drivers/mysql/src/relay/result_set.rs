@@ -14,11 +14,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::handshake::STATUS_AUTOCOMMIT;
+use super::eof_packet::{EofPacket, EOF_HEADER};
 use super::wire::{put_lenenc_int, put_lenenc_str, Reader, Truncated};
 
 const NULL_VALUE: u8 = 0xfb;
-const EOF_HEADER: u8 = 0xfe;
 const CHARSET_UTF8: u16 = 33;
 const CHARSET_BINARY: u16 = 63;
 const TYPE_LONGLONG: u8 = 0x08;
@@ -154,9 +153,7 @@ fn parse_column(packet: &[u8]) -> Result<Column, Truncated> {
 }
 
 fn encode_eof(buf: &mut BytesMut) {
-    buf.put_u8(EOF_HEADER);
-    buf.put_u16_le(0);
-    buf.put_u16_le(STATUS_AUTOCOMMIT);
+    EofPacket::default().encode(buf);
 }
 
 #[cfg(test)]
