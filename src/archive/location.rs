@@ -140,10 +140,18 @@ fn prefixed(
     Ok(Arc::new(PrefixStore::new(store, prefix)))
 }
 
-/// The URL as messages show it: credentials masked as everywhere else.
+/// The URL without user info or query (where credentials could hide): an
+/// archive URL needs neither to be recognised, so they are dropped rather
+/// than masked.
 pub(crate) fn redact(raw: &str) -> String {
     match Url::parse(raw) {
-        Ok(_) => crate::config::mask_url_password(raw),
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
         // Unparseable: show only what precedes any '@' or '?' so secrets never leak.
         Err(_) => raw.split(['@', '?']).next().unwrap_or_default().to_string(),
     }
@@ -155,10 +163,7 @@ mod tests {
 
     #[test]
     fn redacts_credentials_and_queries() {
-        assert_eq!(
-            redact("s3://AKIA:secret@bucket/p?token=x&region=eu"),
-            "s3://AKIA:****@bucket/p?token=****&region=eu"
-        );
+        assert_eq!(redact("s3://AKIA:secret@bucket/p?token=x"), "s3://bucket/p");
         assert_eq!(redact("not a url@with secret"), "not a url");
     }
 
