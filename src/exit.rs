@@ -1,15 +1,7 @@
 //! Documented exit codes (README, "Exit codes"), and the mapping from
 //! errors to them. Scripts and PostgreSQL's restore_command depend on these.
 
-use crate::archive::ArchiveError;
-use crate::backup::take::BackupError;
-use crate::config::ConfigError;
-use crate::engines::postgres::wal_transfer::TransferError;
-use crate::restore::mysql::MysqlRestoreError;
-use crate::restore::server::ServerError;
-use crate::restore::RestoreError;
-use instarec_postgres::version::UnsupportedVersion;
-use instarec_postgres::PgError;
+use std::error::Error;
 
 pub const OK: u8 = 0;
 /// Any error not listed below.
@@ -48,79 +40,33 @@ impl CodedError {
     }
 }
 
+/// An error that knows its documented exit code. Each error type says it
+/// where it is defined; a wrapper (`#[error(transparent)]` hides what it
+/// wraps from the cause chain) asks what it wraps.
+pub trait ExitCode {
+    /// None: this error does not decide; the next cause in the chain may.
+    fn exit_code(&self) -> Option<u8>;
+}
+
 /// Picks the exit code for an error by walking its cause chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(c) = cause.downcast_ref::<CodedError>() {
-            return c.code;
-        }
-        if cause.downcast_ref::<ConfigError>().is_some() {
-            return USAGE;
-        }
-        if let Some(a) = cause.downcast_ref::<ArchiveError>() {
-            return archive_code(a);
-        }
-        if let Some(r) = cause.downcast_ref::<RestoreError>() {
-            if restore_refused(r) {
-                return USAGE;
-            }
-        }
-        if let Some(MysqlRestoreError::BadGtid { .. }) = cause.downcast_ref::<MysqlRestoreError>() {
-            return USAGE;
-        }
-        if is_unsupported_server(cause) {
-            return USAGE;
-        }
-        if let Some(ServerError::WrongMajor { .. }) = cause.downcast_ref::<ServerError>() {
-            return USAGE;
-        }
-        match cause.downcast_ref::<TransferError>() {
-            Some(TransferError::Archive(a)) => return archive_code(a),
-            Some(TransferError::OtherCluster { .. }) => return CLUSTER_MISMATCH,
-            _ => {}
-        }
+    err.chain().find_map(classify).unwrap_or(ERROR)
+}
+
+/// The code one cause decides: the engine-neutral errors here, the
+/// engines' own behind their one dispatch point.
+fn classify(cause: &(dyn Error + 'static)) -> Option<u8> {
+    if let Some(c) = cause.downcast_ref::<CodedError>() {
+        return Some(c.code);
     }
-    ERROR
-}
-
-/// A PostgreSQL major instarec does not support: refused at connect, before
-/// anything was written. BackupError::Pg is transparent, so it hides the
-/// PgError from the cause chain and is looked into here.
-fn is_unsupported_server(cause: &(dyn std::error::Error + 'static)) -> bool {
-    let pg =
-        cause
-            .downcast_ref::<PgError>()
-            .or_else(|| match cause.downcast_ref::<BackupError>() {
-                Some(BackupError::Pg(e)) => Some(&**e),
-                _ => None,
-            });
-    matches!(pg, Some(PgError::UnsupportedVersion(_)))
-        || cause.downcast_ref::<UnsupportedVersion>().is_some()
-}
-
-/// A restore refused before it changed anything because of what it was
-/// asked: a target no backup or archived log reaches, an unknown backup, a
-/// data directory that is not empty.
-fn restore_refused(err: &RestoreError) -> bool {
-    matches!(
-        err,
-        RestoreError::BeforeOldestBackup { .. }
-            | RestoreError::AfterArchiveEnd { .. }
-            | RestoreError::UnknownBackup { .. }
-            | RestoreError::NotEmpty { .. }
-    )
-}
-
-fn archive_code(err: &ArchiveError) -> u8 {
-    match err {
-        ArchiveError::Fenced { .. } => FENCED,
-        ArchiveError::ClusterMismatch { .. } | ArchiveError::NewerFormat { .. } => CLUSTER_MISMATCH,
-        ArchiveError::Conflict { .. }
-        | ArchiveError::Corrupt { .. }
-        | ArchiveError::Truncated { .. } => ARCHIVE_FAULT,
-        ArchiveError::BadUrl { .. }
-        | ArchiveError::Missing { .. }
-        | ArchiveError::NoClusterRecord { .. } => USAGE,
-        _ => ERROR,
+    if let Some(e) = cause.downcast_ref::<crate::config::ConfigError>() {
+        return e.exit_code();
     }
+    if let Some(e) = cause.downcast_ref::<crate::archive::ArchiveError>() {
+        return e.exit_code();
+    }
+    if let Some(e) = cause.downcast_ref::<crate::restore::RestoreError>() {
+        return e.exit_code();
+    }
+    crate::engines::exit_code(cause)
 }

@@ -198,3 +198,22 @@ impl ArchiveError {
         )
     }
 }
+
+impl crate::exit::ExitCode for ArchiveError {
+    fn exit_code(&self) -> Option<u8> {
+        use crate::exit::{ARCHIVE_FAULT, CLUSTER_MISMATCH, ERROR, FENCED, USAGE};
+        Some(match self {
+            ArchiveError::Fenced { .. } => FENCED,
+            ArchiveError::ClusterMismatch { .. } | ArchiveError::NewerFormat { .. } => {
+                CLUSTER_MISMATCH
+            }
+            ArchiveError::Conflict { .. }
+            | ArchiveError::Corrupt { .. }
+            | ArchiveError::Truncated { .. } => ARCHIVE_FAULT,
+            ArchiveError::BadUrl { .. }
+            | ArchiveError::Missing { .. }
+            | ArchiveError::NoClusterRecord { .. } => USAGE,
+            _ => ERROR,
+        })
+    }
+}

@@ -8,7 +8,7 @@ use crate::exit::{self, CodedError};
 use crate::restore::mysql::{self, MysqlRestoreOptions, MysqlTarget, ServerOptions};
 use crate::restore::pitr::{plan, prepare, RestoreOptions};
 use crate::restore::server::{check_binary_major, recover, RecoveryEnd, StartOptions};
-use crate::restore::{RecoveryTarget, RestoreError};
+use crate::restore::RecoveryTarget;
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use instarec_postgres::lsn::{Lsn, TimelineId};
@@ -135,16 +135,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     if args.start {
         // The server binaries must fit the backup's major; refused before
         // anything is written, not by postgres after the extraction.
-        let chosen = plan(&archive, &opts)
-            .await
-            .map_err(RestoreError::into_anyhow)?;
+        let chosen = plan(&archive, &opts).await?;
         if let Some(major) = backup_major(&chosen.backup) {
             check_binary_major(&chosen.backup.id, major, args.pg_bin_dir.as_deref())?;
         }
     }
-    let prepared = prepare(&archive, &opts)
-        .await
-        .map_err(RestoreError::into_anyhow)?;
+    let prepared = prepare(&archive, &opts).await?;
     let backup = &prepared.plan.backup;
     let major = backup_major(backup);
     let taken_on = major.map_or(String::new(), |m| format!(" (PostgreSQL {m})"));
@@ -277,7 +273,6 @@ async fn run_mysql(args: Args, archive: crate::archive::Archive) -> anyhow::Resu
     let cancel = super::signals::shutdown_on_signal("the restore");
     let outcome = mysql::restore(&archive, &opts, &cancel)
         .await
-        .map_err(mysql::MysqlRestoreError::into_anyhow)
         .with_context(|| format!("restoring {} to {target}", data_dir.display()))?;
     let last_commit = outcome.last_commit.map(|t| t.to_rfc3339());
     if args.json {

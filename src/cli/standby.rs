@@ -5,9 +5,9 @@ use super::Context;
 use crate::archive::Archive;
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::restore::mysql::{self, MysqlRestoreError, MysqlStandbyOptions, ServerOptions, Source};
+use crate::restore::mysql::{self, MysqlStandbyOptions, ServerOptions, Source};
+use crate::restore::restore_command;
 use crate::restore::standby::{init_standby, StandbyOptions};
-use crate::restore::{restore_command, RestoreError};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
@@ -80,9 +80,7 @@ async fn run_init(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         restore_command: self_restore_command(ctx, true)?,
         parallelism: args.parallel.into(),
     };
-    let init = init_standby(&archive, &opts)
-        .await
-        .map_err(RestoreError::into_anyhow)?;
+    let init = init_standby(&archive, &opts).await?;
     if args.json {
         println!(
             "{}",
@@ -146,9 +144,7 @@ async fn run_init_mysql(config: &Config, archive: Archive, args: InitArgs) -> an
         parallelism: args.parallel.into(),
         os_user: args.os_user.clone(),
     };
-    let init = mysql::standby::init(&archive, &opts)
-        .await
-        .map_err(MysqlRestoreError::into_anyhow)?;
+    let init = mysql::standby::init(&archive, &opts).await?;
     let mut server = ServerOptions::new(args.server_id);
     server.port = args.port;
     server.os_user = args.os_user.clone();
@@ -157,11 +153,7 @@ async fn run_init_mysql(config: &Config, archive: Archive, args: InitArgs) -> an
     // A standby may be promoted and shipped from: it keeps a binlog.
     server.log_bin = true;
     let started = if args.start {
-        Some(
-            mysql::standby::start(&data_dir, &init.backup_gtid, &server, &source)
-                .await
-                .map_err(MysqlRestoreError::into_anyhow)?,
-        )
+        Some(mysql::standby::start(&data_dir, &init.backup_gtid, &server, &source).await?)
     } else {
         None
     };

@@ -30,3 +30,10 @@ pub enum ConfigError {
     #[error("encryption key: {0}")]
     Key(String),
 }
+
+impl crate::exit::ExitCode for ConfigError {
+    /// Bad configuration is a usage error: nothing was changed.
+    fn exit_code(&self) -> Option<u8> {
+        Some(crate::exit::USAGE)
+    }
+}

@@ -2,6 +2,7 @@
 
 use crate::archive::ArchiveError;
 use crate::backup::restore::ExtractError;
+use crate::exit::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -43,13 +44,20 @@ pub enum RestoreError {
     Extract(#[from] ExtractError),
 }
 
-impl RestoreError {
-    /// The archive error underneath, if that is what failed: the binary
-    /// maps it to its documented exit code (3 for a corrupt object).
-    pub fn into_anyhow(self) -> anyhow::Error {
+impl ExitCode for RestoreError {
+    fn exit_code(&self) -> Option<u8> {
         match self {
-            RestoreError::Archive(a) | RestoreError::Extract(ExtractError::Archive(a)) => a.into(),
-            other => other.into(),
+            // Refused before anything changed because of what was asked: a
+            // target no backup or archived log reaches, an unknown backup, a
+            // data directory that is not empty.
+            RestoreError::BeforeOldestBackup { .. }
+            | RestoreError::AfterArchiveEnd { .. }
+            | RestoreError::UnknownBackup { .. }
+            | RestoreError::NotEmpty { .. } => Some(crate::exit::USAGE),
+            RestoreError::Archive(a) | RestoreError::Extract(ExtractError::Archive(a)) => {
+                a.exit_code()
+            }
+            _ => None,
         }
     }
 }

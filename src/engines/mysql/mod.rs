@@ -5,6 +5,7 @@ pub mod binlog_verify;
 pub mod chunk_buffer;
 pub mod control;
 pub mod epoch_chunks;
+pub mod exit_codes;
 #[cfg(test)]
 pub(crate) mod fixture_archive;
 pub mod gtid_point;

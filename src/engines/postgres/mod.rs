@@ -4,6 +4,7 @@
 pub mod archive_end;
 pub mod backup_verify;
 pub mod control;
+pub mod exit_codes;
 pub mod history_sync;
 pub mod layout;
 pub mod live_status;

@@ -3,6 +3,7 @@
 //! the archive, a non-empty data directory) are `RestoreError`'s.
 
 use crate::archive::ArchiveError;
+use crate::exit::ExitCode;
 use crate::relay::RelayServeError;
 use crate::restore::RestoreError;
 
@@ -74,14 +75,13 @@ pub enum MysqlRestoreError {
     Task(String),
 }
 
-impl MysqlRestoreError {
-    /// The archive error underneath, if that is what failed: the binary
-    /// maps it to its documented exit code (3 for a corrupt object).
-    pub fn into_anyhow(self) -> anyhow::Error {
+impl ExitCode for MysqlRestoreError {
+    fn exit_code(&self) -> Option<u8> {
         match self {
-            MysqlRestoreError::Archive(a) => a.into(),
-            MysqlRestoreError::Restore(r) => r.into_anyhow(),
-            other => other.into(),
+            MysqlRestoreError::BadGtid { .. } => Some(crate::exit::USAGE),
+            MysqlRestoreError::Archive(a) => a.exit_code(),
+            MysqlRestoreError::Restore(r) => r.exit_code(),
+            _ => None,
         }
     }
 }
