@@ -29,6 +29,8 @@ pub enum DemoEngine {
 
 pub struct DemoOptions {
     pub engine: DemoEngine,
+    /// PostgreSQL's bin dir (`--pg-bin`); None: PATH, then Debian's dirs.
+    pub pg_bin: Option<PathBuf>,
     /// Where everything lives; None: a new temp dir removed afterwards.
     pub dir: Option<PathBuf>,
     /// How long clients write before the crash.
@@ -52,6 +54,8 @@ pub struct DemoOutcome {
     pub lost_commits: usize,
     pub lost_commits_covered_by_rpo: bool,
     pub promote_report: serde_json::Value,
+    /// The PostgreSQL major the demo ran; null for MariaDB.
+    pub postgres_major: Option<u32>,
 }
 
 impl DemoOutcome {
@@ -70,6 +74,7 @@ impl DemoOutcome {
             lost_commits: check.lost,
             lost_commits_covered_by_rpo: check.lost_covered_by_rpo,
             promote_report,
+            postgres_major: None,
         }
     }
 }
