@@ -14,7 +14,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// PostgreSQL (initdb and postgres 15 or newer)
+    /// PostgreSQL (initdb and postgres 15 to 18)
     Postgres,
     /// MySQL / MariaDB, also spelled `mariadb` (the demo runs mariadbd,
     /// mariadb-install-db and mariabackup 10.11 or newer)

@@ -260,6 +260,11 @@ fn archive_verify_checks_each_backups_chunks_manifest_and_wal() {
 
     let clean = instarec(&config, &["archive", "verify"]);
     assert!(clean.status.success(), "{}", text(&clean));
+    let taken_on = format!(
+        "taken on PostgreSQL {} (1)",
+        support::postgres::server_major()
+    );
+    assert!(text(&clean).contains(&taken_on), "{}", text(&clean));
     assert!(
         text(&clean).contains("backups: 1 checked"),
         "{}",

@@ -7,7 +7,7 @@ use crate::backup::layout::BACKUPS_PREFIX;
 use crate::engine::Engine;
 use crate::engines::mysql::binlog_verify::{self, BinlogReport};
 use crate::engines::mysql::layout as binlog_layout;
-use crate::engines::postgres::backup_verify;
+use crate::engines::postgres::backup_verify::{self, BackupsVerified};
 use crate::engines::postgres::layout::WAL_PREFIX;
 use crate::engines::postgres::wal_verify::{self, WalReport};
 use crate::exit::{CodedError, ARCHIVE_FAULT};
@@ -48,14 +48,14 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     };
     let backups = if c.engine == Engine::Postgres && covers_backups(&args.prefix) {
         let size = wal.as_ref().and_then(|w| w.segment_size);
-        let (count, found) = backup_verify::verify_backups(&archive, size).await?;
-        for (key, message) in found {
+        let verified = backup_verify::verify_backups(&archive, size).await?;
+        for (key, message) in verified.faults.iter().cloned() {
             if !faults.iter().any(|(k, _)| *k == key) {
                 faults.push((key, message));
             }
         }
         faults.sort_by(|a, b| a.0.cmp(&b.0));
-        Some(count)
+        Some(verified)
     } else {
         None
     };
@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             &report,
             &faults,
             wal.as_ref(),
-            backups,
+            backups.as_ref(),
             binlog.as_ref(),
         );
     } else {
@@ -76,8 +76,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 b.chunks, b.events, b.files, b.epochs
             );
         }
-        if let Some(n) = backups {
-            println!("backups: {n} checked (chunks, manifest, WAL from start to stop)");
+        if let Some(b) = &backups {
+            println!(
+                "backups: {} checked (chunks, manifest, WAL from start to stop){}",
+                b.checked,
+                majors_in_words(&b.majors)
+            );
         }
     }
     if faults.is_empty() {
@@ -134,14 +138,39 @@ fn merge_wal_faults(faults: &mut Vec<(String, String)>, wal: &WalReport, prefix:
     faults.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
+/// "; taken on PostgreSQL 17 (2), 18 (1)", or "" without backups.
+fn majors_in_words(majors: &[(String, Option<u32>)]) -> String {
+    let mut counts: std::collections::BTreeMap<Option<u32>, usize> = Default::default();
+    for (_, major) in majors {
+        *counts.entry(*major).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(major, n)| match major {
+            Some(m) => format!("{m} ({n})"),
+            None => format!("an unrecorded major ({n})"),
+        })
+        .collect();
+    format!("; taken on PostgreSQL {}", parts.join(", "))
+}
+
 fn print_json(
     archive: &crate::archive::Archive,
     report: &crate::archive::VerifyReport,
     faults: &[(String, String)],
     wal: Option<&WalReport>,
-    backups: Option<usize>,
+    backups: Option<&BackupsVerified>,
     binlog: Option<&BinlogReport>,
 ) {
+    let backup_majors = backups.map(|b| {
+        b.majors
+            .iter()
+            .map(|(id, major)| (id.clone(), serde_json::json!(major)))
+            .collect::<serde_json::Map<_, _>>()
+    });
     let faults: Vec<_> = faults
         .iter()
         .map(|(key, error)| serde_json::json!({ "key": key, "error": error }))
@@ -166,7 +195,8 @@ fn print_json(
             "bytes": report.bytes,
             "faults": faults,
             "wal": wal,
-            "backups_checked": backups,
+            "backups_checked": backups.map(|b| b.checked),
+            "backup_majors": backup_majors,
             "binlog": binlog.map(|b| serde_json::json!({
                 "epochs": b.epochs,
                 "files": b.files,

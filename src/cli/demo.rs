@@ -13,6 +13,10 @@ pub struct Args {
     /// Which database to run the story on
     #[arg(long, value_enum, default_value = "postgres")]
     pub engine: Engine,
+    /// PostgreSQL's bin dir (initdb, postgres; 15 to 18); default: the
+    /// first on PATH, then /usr/lib/postgresql/*/bin, newest first
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
     /// Keep everything in this directory instead of a temp dir
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -34,6 +38,7 @@ pub async fn run(_ctx: &Context, args: Args) -> anyhow::Result<()> {
     let json = args.json;
     let opts = DemoOptions {
         engine: args.engine,
+        pg_bin: args.pg_bin,
         dir: args.dir,
         keep: args.keep,
         write_for: args.write_for,
@@ -104,8 +109,11 @@ fn rpo_sentence(outcome: &DemoOutcome) -> String {
 fn print_summary(outcome: &DemoOutcome, keep: bool) {
     let r = &outcome.promote_report;
     println!();
+    let on = outcome
+        .postgres_major
+        .map_or(String::new(), |m| format!(" on PostgreSQL {m}"));
     println!(
-        "promote ({}): epoch {}, new primary {}",
+        "promote ({}){on}: epoch {}, new primary {}",
         r["mode"].as_str().unwrap_or("?"),
         r["epoch"],
         r["new_primary"].as_str().unwrap_or("?")

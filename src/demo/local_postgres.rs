@@ -1,8 +1,10 @@
 //! A throwaway PostgreSQL server for the demo: initdb, start, kill -9, all
 //! on 127.0.0.1 in a directory the demo owns.
 
+use crate::exit::{self, CodedError};
 use crate::os_user;
 use anyhow::{bail, Context as _};
+use instarec_postgres::version::supported_major;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,8 +19,36 @@ pub struct LocalPostgres {
     owner: Option<(u32, u32)>,
 }
 
-/// Where initdb and postgres live: PATH, then Debian's versioned dirs.
-pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
+/// Where the demo's initdb and postgres live, and their major.
+pub struct PgBinaries {
+    pub dir: PathBuf,
+    pub major: u32,
+}
+
+/// `explicit` (`--pg-bin`), which must hold a supported major; else the
+/// first dir on PATH, then Debian's versioned dirs (newest first), holding
+/// initdb and a postgres of a supported major.
+pub fn find_bin_dir(explicit: Option<&Path>) -> anyhow::Result<PgBinaries> {
+    if let Some(dir) = explicit {
+        if !(dir.join("initdb").is_file() && dir.join("postgres").is_file()) {
+            return Err(CodedError::new(
+                exit::USAGE,
+                format!(
+                    "--pg-bin {}: no initdb and postgres there; name the bin dir of a PostgreSQL 15 to 18 installation (Debian: /usr/lib/postgresql/15/bin)",
+                    dir.display()
+                ),
+            )
+            .into());
+        }
+        let version = postgres_version(dir)?;
+        return match supported_major(&dir.join("postgres").display().to_string(), &version) {
+            Ok(row) => Ok(PgBinaries {
+                dir: dir.to_path_buf(),
+                major: row.major,
+            }),
+            Err(e) => Err(CodedError::new(exit::USAGE, format!("--pg-bin: {e}")).into()),
+        };
+    }
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -33,8 +63,32 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
     debian.reverse(); // newest major first
     dirs.extend(debian);
     dirs.into_iter()
-        .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
-        .context("the demo needs PostgreSQL's initdb and postgres (15 or newer); install them (Debian: apt-get install postgresql-15) or put their bin dir on PATH")
+        .filter(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+        .find_map(|dir| {
+            let version = postgres_version(&dir).ok()?;
+            let row = supported_major(&dir.display().to_string(), &version).ok()?;
+            Some(PgBinaries {
+                dir,
+                major: row.major,
+            })
+        })
+        .context("the demo needs PostgreSQL's initdb and postgres (15 to 18); install them (Debian: apt-get install postgresql-15), put their bin dir on PATH or pass --pg-bin DIR")
+}
+
+/// "18.4" from `postgres --version` ("postgres (PostgreSQL) 18.4").
+fn postgres_version(dir: &Path) -> anyhow::Result<String> {
+    let postgres = dir.join("postgres");
+    let out = Command::new(&postgres)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} --version", postgres.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string())
 }
 
 impl LocalPostgres {

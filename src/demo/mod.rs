@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 pub struct DemoOptions {
     pub engine: Engine,
+    /// PostgreSQL's bin dir (`--pg-bin`); None: PATH, then Debian's dirs.
+    pub pg_bin: Option<PathBuf>,
     /// Where everything lives; None: a new temp dir removed afterwards.
     pub dir: Option<PathBuf>,
     /// How long clients write before the crash.
@@ -44,6 +46,8 @@ pub struct DemoOutcome {
     pub lost_commits: usize,
     pub lost_commits_covered_by_rpo: bool,
     pub promote_report: serde_json::Value,
+    /// The PostgreSQL major the demo ran; null for MariaDB.
+    pub postgres_major: Option<u32>,
 }
 
 impl DemoOutcome {
@@ -62,6 +66,7 @@ impl DemoOutcome {
             lost_commits: check.lost,
             lost_commits_covered_by_rpo: check.lost_covered_by_rpo,
             promote_report,
+            postgres_major: None,
         }
     }
 }

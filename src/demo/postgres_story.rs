@@ -15,11 +15,13 @@ pub async fn run(
     work: &WorkDir,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<DemoOutcome> {
-    let bin_dir = find_bin_dir()?;
+    let binaries = find_bin_dir(opts.pg_bin.as_deref())?;
+    let bin_dir = binaries.dir.clone();
     let dir = &work.path;
 
     say(&format!(
-        "1/8 starting a PostgreSQL primary ({})",
+        "1/8 starting a PostgreSQL {} primary ({})",
+        binaries.major,
         bin_dir.display()
     ));
     let mut primary = LocalPostgres::init("primary", &bin_dir, &dir.join("primary"))?;
@@ -108,7 +110,9 @@ pub async fn run(
         ledger_check::check_new_primary(&new_primary, &acknowledged, &report, started).await?;
     standby.stop();
     primary.stop();
-    Ok(DemoOutcome::new(Engine::Postgres, work, check, report))
+    let mut outcome = DemoOutcome::new(Engine::Postgres, work, check, report);
+    outcome.postgres_major = Some(binaries.major);
+    Ok(outcome)
 }
 
 fn write_config(

@@ -7,14 +7,36 @@ use crate::backup::manifest::BackupManifest;
 use crate::backup::{layout as backup_layout, BackupRecord};
 use instarec_postgres::lsn::{Lsn, TimelineId};
 use instarec_postgres::segment::{SegmentNo, WalSegmentSize};
+use instarec_postgres::version::ServerVersionNum;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Faults as (key, message); an empty list means every backup is restorable.
+/// What `verify_backups` checked and found.
+#[derive(Debug, Default)]
+pub struct BackupsVerified {
+    pub checked: usize,
+    /// (key, message); empty means every backup is restorable.
+    pub faults: Vec<(String, String)>,
+    /// Each backup's id and the PostgreSQL major it was taken on (None when
+    /// its record has no readable server_version).
+    pub majors: Vec<(String, Option<u32>)>,
+}
+
 pub async fn verify_backups(
     archive: &Archive,
     size: Option<WalSegmentSize>,
-) -> Result<(usize, Vec<(String, String)>), ArchiveError> {
+) -> Result<BackupsVerified, ArchiveError> {
     let records = BackupRecord::list(archive).await?;
+    let majors = records
+        .iter()
+        .map(|r| {
+            let major = r
+                .server_version
+                .as_deref()
+                .and_then(ServerVersionNum::from_server_version)
+                .map(ServerVersionNum::major);
+            (r.id.clone(), major)
+        })
+        .collect();
     let mut faults = Vec::new();
     let keys: BTreeSet<String> = archive
         .list(backup_layout::BACKUPS_PREFIX)
@@ -74,7 +96,11 @@ pub async fn verify_backups(
         };
         faults.extend(fault);
     }
-    Ok((records.len(), faults))
+    Ok(BackupsVerified {
+        checked: records.len(),
+        faults,
+        majors,
+    })
 }
 
 /// The fault of a backup in an archive that holds no WAL.

@@ -16,7 +16,7 @@ use crate::replication::slot::{validate_slot_name, SlotInfo};
 use crate::replication::stream::{next_timeline, WalStream};
 use crate::replication::system_identity::{SystemId, SystemIdentity};
 use crate::segment::WalSegmentSize;
-use crate::version::{self, Major};
+use crate::version;
 
 /// SQLSTATE duplicate_object, sent when a slot of that name exists.
 const DUPLICATE_OBJECT: &str = "42710";
@@ -29,6 +29,7 @@ pub struct ReplicationClient {
 impl ReplicationClient {
     /// Opens a physical replication connection: TLS per `cfg.sslmode`, then trust,
     /// cleartext, md5 or SCRAM-SHA-256 authentication.
+    ///
     /// A server of a major instarec does not support is refused here, before
     /// any command is sent.
     pub async fn connect(cfg: &ConnConfig) -> Result<Self, PgError> {
@@ -61,12 +62,6 @@ impl ReplicationClient {
     /// The `server_version` the server reported at startup, e.g. "15.8 (Debian 15.8-1)".
     pub fn server_version(&self) -> Option<&str> {
         self.parameters.get("server_version").map(String::as_str)
-    }
-
-    /// The row of [`version::SUPPORTED`] for this server (checked at connect).
-    pub fn major(&self) -> Result<&'static Major, PgError> {
-        let reported = self.server_version().unwrap_or("(not reported)");
-        Ok(version::supported_major(&self.framed.addr, reported)?)
     }
 
     /// Runs a command that answers with exactly one row (checked, so `rows[0]` exists).
