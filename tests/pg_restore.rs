@@ -17,11 +17,13 @@ use support::postgres::new_scratch_dir;
 use support::process::GroupChild;
 use support::Postgres;
 
+/// Fields drop in this order: the shipper stops before the archive dir it
+/// writes into is removed (else it recreates the dir after the test).
 struct Setup {
-    primary: Postgres,
-    _dir: tempfile::TempDir,
-    config: PathBuf,
     _shipper: GroupChild,
+    primary: Postgres,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 /// Config and archive in a dir the postgres user can read: the restored

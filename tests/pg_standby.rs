@@ -41,11 +41,13 @@ fn start_shipper(config: &Path) -> Shipper {
 
 /// Config and archive live in a dir the postgres user can read: the
 /// standby's restore_command runs instarec as that user.
+/// Fields drop in this order: the shipper stops before the archive dir it
+/// writes into is removed (else it recreates the dir after the test).
 struct Setup {
-    primary: Postgres,
-    dir: tempfile::TempDir,
-    config: PathBuf,
     _shipper: Shipper,
+    primary: Postgres,
+    config: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 fn setup() -> Setup {
@@ -235,7 +237,6 @@ fn standby_from_backup_serves_reads_and_stays_fresh_idle_and_under_pgbench() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop(s.dir);
 }
 
 #[test]
