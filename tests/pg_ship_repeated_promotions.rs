@@ -12,7 +12,7 @@ use instarec::engines::postgres::layout;
 use instarec_postgres::{Lsn, TimelineId};
 use std::time::{Duration, Instant};
 use support::instarec::{bound_archive, run, text, write_pg_config, Shipper};
-use support::postgres::new_scratch_dir;
+use support::postgres::{new_scratch_dir, server_bin_dir};
 use support::{PgOptions, Postgres};
 
 const ROWS_PER_TIMELINE: i64 = 1000;
@@ -121,6 +121,7 @@ fn five_promotions_in_a_row_keep_the_archive_continuous_and_restorable() {
 
     let scratch = new_scratch_dir();
     let data = scratch.path().join("data");
+    let bin_dir = server_bin_dir();
     let out = run(
         &config,
         &[
@@ -129,6 +130,8 @@ fn five_promotions_in_a_row_keep_the_archive_continuous_and_restorable() {
             data.to_str().unwrap(),
             "--latest",
             "--start",
+            "--pg-bin-dir",
+            bin_dir.to_str().unwrap(),
             "--json",
         ],
     );
