@@ -22,6 +22,16 @@ pub enum Engine {
     Mysql,
 }
 
+impl Engine {
+    /// The server's port when a URL names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::Mysql => 3306,
+        }
+    }
+}
+
 impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -3,7 +3,7 @@
 
 use crate::archive::Archive;
 use crate::config::PrimarySection;
-use crate::engine::Engine;
+use crate::host_port::HostPort;
 
 /// The primary (host:port) the archive's current epoch names, if any. An
 /// archive that cannot be read now leaves the choice to [primary] url: the
@@ -18,22 +18,11 @@ pub async fn epoch_primary(archive: &Archive) -> Option<String> {
     }
 }
 
-/// host:port of [primary] url, spelled as epochs spell a primary.
+/// host:port of [primary] url, spelled as epochs spell a primary (no
+/// brackets around an IPv6 host, as the sources record it).
 pub fn configured_addr(primary: &PrimarySection) -> Option<String> {
-    match primary.engine {
-        Engine::Postgres => {
-            let conn = primary.postgres_conn().ok()?;
-            Some(format!("{}:{}", conn.host, conn.port))
-        }
-        Engine::Mysql => {
-            let url = url::Url::parse(primary.url.expose()).ok()?;
-            Some(format!(
-                "{}:{}",
-                url.host_str()?,
-                url.port().unwrap_or(3306)
-            ))
-        }
-    }
+    let addr = HostPort::from_url(primary.url.expose(), primary.engine.default_port()).ok()?;
+    Some(format!("{}:{}", addr.host, addr.port))
 }
 
 /// The server an epoch names is still a standby: the promote that named it
