@@ -9,7 +9,7 @@ use super::new_primary_sync;
 use super::report::{CutoverStepReport, PromoteReport};
 use super::rpo::{self, RpoInputs};
 use super::steps::Steps;
-use crate::archive::{Archive, ArchiveError, EpochClaim};
+use crate::archive::{Archive, ArchiveError, ClusterRecord, EpochClaim};
 use crate::config::{CutoverSection, PromoteSection};
 use crate::cutover::{self, CutoverTarget};
 use crate::engine::{FencedPrimary, Reach, ServerControl};
@@ -74,7 +74,7 @@ pub async fn run<C: ServerControl>(
     let new_primary = control.standby_addr();
 
     // 1. Checks that change nothing.
-    let archive = steps.time("check", check(control, plan.archive)).await?;
+    let (archive, cluster) = steps.time("check", check(control, plan.archive)).await?;
 
     // 2. Fence the old primary when it answers, and drain it into the archive.
     let reach_timeout = plan.promote.old_primary_timeout.0;
@@ -93,8 +93,8 @@ pub async fn run<C: ServerControl>(
             None
         }
         Reach::Reached(identity) => {
-            let cluster = archive_system(plan.archive).await?;
-            if identity.system_id != cluster {
+            let cluster = &cluster.system_id;
+            if identity.system_id != *cluster {
                 return Err(ArchiveError::ClusterMismatch {
                     url: plan.archive.url().to_string(),
                     archive: format!("system {cluster}"),
@@ -348,8 +348,11 @@ pub async fn run<C: ServerControl>(
 }
 
 /// The standby must be replaying this archive's cluster. Returns the
-/// archive bound to that cluster.
-async fn check<C: ServerControl>(control: &C, archive: &Archive) -> anyhow::Result<Archive> {
+/// archive bound to that cluster, and its record.
+async fn check<C: ServerControl>(
+    control: &C,
+    archive: &Archive,
+) -> anyhow::Result<(Archive, ClusterRecord)> {
     let record = archive
         .read_cluster()
         .await?
@@ -381,15 +384,7 @@ async fn check<C: ServerControl>(control: &C, archive: &Archive) -> anyhow::Resu
         }
         .into());
     }
-    Ok(archive.bind_cluster(record.tag()))
-}
-
-async fn archive_system(archive: &Archive) -> anyhow::Result<String> {
-    Ok(archive
-        .read_cluster()
-        .await?
-        .map(|r| r.system_id)
-        .unwrap_or_default())
+    Ok((archive.bind_cluster(record.tag()), record))
 }
 
 /// Pauses clients (planned), fences the old primary, waits until the
